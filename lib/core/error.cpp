@@ -1,0 +1,75 @@
+#include <pop3/error.hpp>
+
+#include <string>
+
+namespace pop3 {
+namespace {
+
+const char* describe(error e) noexcept {
+    switch (e) {
+    case error::server_refused: return "the server answered -ERR";
+    case error::argument_has_forbidden_char: return "a command argument contains CR, LF or NUL";
+    case error::argument_has_space: return "a command argument contains a space";
+    case error::argument_empty: return "a command argument is empty";
+    case error::argument_too_long: return "a command argument is longer than 40 octets (RFC 1939)";
+    case error::command_too_long: return "a command is longer than 255 octets (RFC 2449)";
+    case error::wrong_argument_count: return "wrong number of arguments for the command";
+    case error::invalid_message_number: return "message numbers start at 1";
+    case error::invalid_sasl_response: return "a SASL response must be base64 or \"*\"";
+    case error::status_line_too_long: return "the server's status line is over the length cap";
+    case error::bad_status_indicator: return "the server's reply starts with neither +OK nor -ERR";
+    case error::nul_in_status_line: return "the server's status line contains a NUL octet";
+    case error::unexpected_continuation: return "the server sent a \"+ \" continuation where none is allowed";
+    case error::eof_in_status_line: return "the connection ended inside a status line";
+    case error::eof_in_body: return "the connection ended inside a multi-line reply";
+    case error::body_too_large: return "a multi-line reply is over the size cap";
+    case error::parser_not_started: return "reply bytes arrived where no reply was expected";
+    case error::line_too_long: return "a line of a multi-line reply is over the length cap";
+    case error::too_many_capabilities: return "the CAPA reply has more lines than the cap";
+    case error::not_a_number: return "a number in the reply is not decimal";
+    case error::negative_number: return "a number in the reply is negative";
+    case error::number_too_large: return "a number in the reply does not fit in 64 bits";
+    case error::bad_listing_line: return "a STAT, LIST or UIDL line has the wrong shape";
+    case error::uid_too_long: return "a UID is longer than 70 octets";
+    case error::uid_bad_char: return "a UID contains an octet outside 0x21-0x7E";
+    case error::uid_empty: return "a UIDL line has no UID";
+    case error::no_apop_timestamp: return "the greeting has no APOP timestamp of the form <...@...>";
+    case error::headers_too_large: return "the header block is over the size or field cap";
+    }
+    return "unknown pop3 error";
+}
+
+class pop3_category final : public boost::system::error_category {
+public:
+    // A fixed id makes codes compare equal across shared-library boundaries.
+    pop3_category() noexcept : boost::system::error_category(0x706f70335f657272ULL) {}
+    const char* name() const noexcept override { return "pop3"; }
+    std::string message(int ev) const override { return describe(static_cast<error>(ev)); }
+    char const* message(int ev, char* buffer, std::size_t len) const noexcept override {
+        // describe() returns static strings; the buffer is not needed.
+        (void)buffer;
+        (void)len;
+        return describe(static_cast<error>(ev));
+    }
+};
+
+}  // namespace
+
+const boost::system::error_category& category() noexcept {
+    static const pop3_category instance;
+    return instance;
+}
+
+error_class classify(const error_code& ec) noexcept {
+    if (!ec) return error_class::none;
+    if (ec.category() != category()) return error_class::stream_unusable;
+    const auto e = static_cast<error>(ec.value());
+    if (e == error::server_refused) return error_class::server_refused;
+    if (e >= error::argument_has_forbidden_char && e <= error::invalid_sasl_response)
+        return error_class::usage;
+    if (e >= error::status_line_too_long && e <= error::parser_not_started)
+        return error_class::stream_unusable;
+    return error_class::malformed_reply;
+}
+
+}  // namespace pop3

@@ -1,0 +1,195 @@
+#include <pop3/reply_parser.hpp>
+
+#include <algorithm>
+#include <cstring>
+
+#include "tokens.hpp"
+
+namespace pop3 {
+namespace {
+
+// Used when the CR after a stuffing dot was consumed in an earlier call and
+// turns out to be body data: it can no longer be shown as a view into input.
+constexpr std::string_view lone_cr{"\r", 1};
+
+bool starts_with_nocase(std::string_view s, std::string_view prefix) noexcept {
+    if (s.size() < prefix.size()) return false;
+    return detail::iequals(s.substr(0, prefix.size()), prefix);
+}
+
+// "+OK" / "-ERR" followed by the end of the line or a space. "+OKAY" is not
+// a status indicator. Case is not checked (servers exist that send "+ok").
+bool is_indicator(std::string_view line, std::string_view indicator) noexcept {
+    return starts_with_nocase(line, indicator) &&
+           (line.size() == indicator.size() || line[indicator.size()] == ' ');
+}
+
+}  // namespace
+
+void reply_parser::start(reply_shape shape) noexcept {
+    shape_ = shape;
+    state_ = state::status;
+    scanned_ = 0;
+    body_size_ = 0;
+}
+
+error_code reply_parser::on_eof() const noexcept {
+    switch (state_) {
+    case state::idle:
+    case state::failed:
+        return {};
+    case state::status:
+        return error::eof_in_status_line;
+    default:
+        return error::eof_in_body;
+    }
+}
+
+parse_result reply_parser::parse(std::string_view input, error_code& ec) {
+    ec = {};
+    switch (state_) {
+    case state::idle:
+    case state::failed:
+        if (input.empty()) return {};
+        state_ = state::failed;
+        ec = error::parser_not_started;
+        return {};
+    case state::status:
+        return parse_status(input, ec);
+    default:
+        return parse_body(input, ec);
+    }
+}
+
+parse_result reply_parser::parse_status(std::string_view input, error_code& ec) {
+    const std::size_t window = std::min(input.size(), limits_.max_status_line);
+    const void* lf = scanned_ < window
+                         ? std::memchr(input.data() + scanned_, '\n', window - scanned_)
+                         : nullptr;
+    if (lf == nullptr) {
+        if (input.size() >= limits_.max_status_line) {
+            state_ = state::failed;
+            ec = error::status_line_too_long;
+            return {};
+        }
+        scanned_ = window;
+        return {};
+    }
+    const auto line_end = static_cast<std::size_t>(static_cast<const char*>(lf) - input.data());
+    std::string_view line = input.substr(0, line_end);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.find('\0') != std::string_view::npos) {
+        state_ = state::failed;
+        ec = error::nul_in_status_line;
+        return {};
+    }
+
+    std::string_view rest;
+    if (is_indicator(line, "+OK")) {
+        status_.indicator = status_indicator::ok;
+        rest = line.substr(3);
+    } else if (is_indicator(line, "-ERR")) {
+        status_.indicator = status_indicator::err;
+        rest = line.substr(4);
+    } else if (line.size() >= 1 && line[0] == '+' && (line.size() == 1 || line[1] == ' ')) {
+        if (shape_ != reply_shape::sasl) {
+            state_ = state::failed;
+            ec = error::unexpected_continuation;
+            return {};
+        }
+        status_.indicator = status_indicator::continuation;
+        status_.code = {};
+        rest = line.substr(1);
+        if (!rest.empty()) rest.remove_prefix(1);
+        status_.text.assign(rest);
+        state_ = state::idle;
+        return {parse_event::status, line_end + 1, {}};
+    } else {
+        state_ = state::failed;
+        ec = error::bad_status_indicator;
+        return {};
+    }
+    if (!rest.empty()) rest.remove_prefix(1);  // the space after the indicator
+    std::string_view text;
+    split_response_code(rest, status_.code, text);
+    status_.text.assign(text);
+
+    const bool body_follows = shape_ == reply_shape::multi_line && status_.ok();
+    state_ = body_follows ? state::line_start : state::idle;
+    return {parse_event::status, line_end + 1, {}};
+}
+
+parse_result reply_parser::emit_body(std::string_view chunk, std::size_t consumed,
+                                     error_code& ec) noexcept {
+    if (chunk.size() > limits_.max_body - body_size_) {
+        state_ = state::failed;
+        ec = error::body_too_large;
+        return {};
+    }
+    body_size_ += chunk.size();
+    return {parse_event::body, consumed, chunk};
+}
+
+parse_result reply_parser::parse_body(std::string_view input, error_code& ec) noexcept {
+    const char* const data = input.data();
+    const std::size_t n = input.size();
+    std::size_t pos = 0;
+    for (;;) {
+        switch (state_) {
+        case state::line_start:
+            if (pos == n) return {parse_event::need_more, pos, {}};
+            if (data[pos] == '.') {
+                ++pos;
+                state_ = state::dot;
+                continue;
+            }
+            state_ = state::in_line;
+            [[fallthrough]];
+        case state::in_line: {
+            if (pos == n) return {parse_event::need_more, pos, {}};
+            // Take whole lines while the next one does not start with a dot,
+            // so a typical buffer comes out as one view.
+            const std::size_t begin = pos;
+            for (;;) {
+                const void* lf = std::memchr(data + pos, '\n', n - pos);
+                if (lf == nullptr) {
+                    pos = n;
+                    break;  // the line goes on in the next input
+                }
+                pos = static_cast<std::size_t>(static_cast<const char*>(lf) - data) + 1;
+                if (pos == n || data[pos] == '.') {
+                    state_ = state::line_start;
+                    break;
+                }
+            }
+            return emit_body(input.substr(begin, pos - begin), pos, ec);
+        }
+        case state::dot:
+            if (pos == n) return {parse_event::need_more, pos, {}};
+            if (data[pos] == '\n') {
+                state_ = state::idle;
+                return {parse_event::done, pos + 1, {}};
+            }
+            if (data[pos] == '\r') {
+                ++pos;
+                state_ = state::dot_cr;
+                continue;
+            }
+            state_ = state::in_line;  // the dot was stuffing: dropped
+            continue;
+        case state::dot_cr:
+            if (pos == n) return {parse_event::need_more, pos, {}};
+            if (data[pos] == '\n') {
+                state_ = state::idle;
+                return {parse_event::done, pos + 1, {}};
+            }
+            // ".\rX": the dot was stuffing and the CR is data.
+            state_ = state::in_line;
+            return emit_body(lone_cr, pos, ec);
+        default:
+            return {};
+        }
+    }
+}
+
+}  // namespace pop3
