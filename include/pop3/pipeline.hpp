@@ -1,0 +1,182 @@
+#ifndef POP3_PIPELINE_HPP
+#define POP3_PIPELINE_HPP
+
+// The pipelining scheduler (RFC 2449 PIPELINING), with no I/O in it.
+//
+// Commands move waiting -> in flight -> answered. Admission moves the oldest
+// waiting command into the window and appends its bytes to the output; at
+// most `depth` commands are in flight, and their expected reply bytes stay
+// within the byte budget (one command is always let in, however large).
+// A barrier command (a login step, STLS, QUIT) lets nothing in behind it
+// until it is answered, so the state a command runs in is known when it is
+// admitted. Replies are matched to in-flight commands strictly in order.
+// A cancelled command that is already in flight is abandoned: its reply is
+// still read, then dropped, so the stream stays in step.
+
+#include <pop3/command.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <algorithm>
+#include <deque>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace pop3 {
+
+/// Commands in flight when the server advertises PIPELINING and the user
+/// set no depth. Measured: see bench/ and the engine's notes.
+inline constexpr std::size_t default_pipeline_depth = 64;
+
+struct pipeline_options {
+    /// Commands in flight at most; 0 means automatic: 1 until the server
+    /// advertises PIPELINING, default_pipeline_depth after.
+    std::size_t depth = 0;
+    /// Expected reply bytes in flight at most (from LIST sizes); 0 means no
+    /// budget. One command is always admitted, whatever its size.
+    std::uint64_t reply_byte_budget = 0;
+};
+
+/// A command as the scheduler sees it: its bytes, how its reply is framed,
+/// and what the driver attaches to it (`Payload`).
+template <class Payload>
+struct pipelined_command {
+    Payload payload{};
+    std::string wire;              ///< encoded command, CRLF included; empty for the greeting
+    reply_shape shape = reply_shape::single_line;
+    std::uint64_t expected_reply = 0;  ///< estimate of reply octets, for the byte budget
+    bool barrier = false;
+    bool abandoned = false;        ///< cancelled after admission: reply read and dropped
+    std::uint64_t wire_end = 0;    ///< stream offset just past its bytes, set on admission
+};
+
+template <class Payload>
+class pipeline {
+public:
+    using command = pipelined_command<Payload>;
+
+    void set_depth(std::size_t depth) noexcept { depth_ = depth == 0 ? 1 : depth; }
+    std::size_t depth() const noexcept { return depth_; }
+    void set_byte_budget(std::uint64_t budget) noexcept { budget_ = budget; }
+
+    /// Queues a command; it waits until admitted.
+    void enqueue(command c) { queue_.push_back(std::move(c)); }
+
+    /// The oldest waiting command, if the window lets it in now; nullptr
+    /// otherwise. The driver then calls admit() or drop_waiting().
+    command* admissible() noexcept {
+        if (in_flight_ == queue_.size()) return nullptr;
+        if (in_flight_ >= depth_) return nullptr;
+        if (in_flight_ > 0) {
+            if (queue_[in_flight_ - 1].barrier) return nullptr;
+            const command& next = queue_[in_flight_];
+            if (budget_ != 0 && next.expected_reply > budget_ - std::min(budget_, bytes_in_flight_))
+                return nullptr;
+        }
+        return &queue_[in_flight_];
+    }
+
+    /// Moves the command admissible() returned into the window; its bytes
+    /// join the pending output.
+    void admit() {
+        command& c = queue_[in_flight_++];
+        out_.append(c.wire);
+        c.wire_end = written_total_ + out_.size() - out_written_;
+        bytes_in_flight_ += c.expected_reply;
+        std::string().swap(c.wire);  // the bytes live in the output now
+    }
+
+    /// Removes the command admissible() returned without sending it (a
+    /// command refused in the current state, or cancelled while waiting).
+    command drop_waiting() {
+        command c = std::move(queue_[in_flight_]);
+        queue_.erase(queue_.begin() + static_cast<std::ptrdiff_t>(in_flight_));
+        return c;
+    }
+
+    /// Bytes admitted and not yet written, in order; may span many commands.
+    std::string_view pending_output() const noexcept {
+        return std::string_view(out_).substr(out_written_);
+    }
+
+    /// Records that the first `n` bytes of pending_output() were written.
+    void on_written(std::size_t n) noexcept {
+        out_written_ += n;
+        written_total_ += n;
+        if (out_written_ == out_.size()) {
+            out_.clear();
+            out_written_ = 0;
+        }
+    }
+
+    /// True when every byte of the command at `index` in the window is written.
+    bool written(std::size_t index) const noexcept { return queue_[index].wire_end <= written_total_; }
+
+    /// The oldest in-flight command: the one the next reply belongs to.
+    command* front_in_flight() noexcept { return in_flight_ == 0 ? nullptr : &queue_.front(); }
+
+    /// Pops the oldest in-flight command once its reply is complete.
+    command answered() {
+        command c = std::move(queue_.front());
+        queue_.pop_front();
+        --in_flight_;
+        bytes_in_flight_ -= c.expected_reply;
+        return c;
+    }
+
+    /// Cancels the command whose payload equals `p`. A waiting one is
+    /// removed and returned through `removed`; an in-flight one is marked
+    /// abandoned. Returns false when there is no such command.
+    template <class Pred>
+    bool cancel_if(Pred pred, command* removed) {
+        for (std::size_t i = 0; i < queue_.size(); ++i) {
+            if (!pred(queue_[i].payload)) continue;
+            if (i < in_flight_) {
+                queue_[i].abandoned = true;
+            } else {
+                if (removed != nullptr) *removed = std::move(queue_[i]);
+                queue_.erase(queue_.begin() + static_cast<std::ptrdiff_t>(i));
+            }
+            return true;
+        }
+        return false;
+    }
+
+    std::size_t in_flight() const noexcept { return in_flight_; }
+    std::size_t waiting() const noexcept { return queue_.size() - in_flight_; }
+    bool empty() const noexcept { return queue_.empty(); }
+    std::uint64_t bytes_in_flight() const noexcept { return bytes_in_flight_; }
+
+    /// Every command, in flight first then waiting, in order (for failing
+    /// them all when the stream breaks). Leaves the pipeline empty.
+    std::deque<command> take_all() {
+        std::deque<command> all;
+        all.swap(queue_);
+        in_flight_ = 0;
+        bytes_in_flight_ = 0;
+        out_.clear();
+        out_written_ = 0;
+        return all;
+    }
+
+    /// Frees the output buffer's memory (an idle session keeps nothing).
+    void shrink() {
+        if (out_.empty()) std::string().swap(out_);
+        if (queue_.empty()) std::deque<command>().swap(queue_);
+    }
+
+private:
+    std::deque<command> queue_;  // [0, in_flight_) in flight, the rest waiting
+    std::size_t in_flight_ = 0;
+    std::size_t depth_ = 1;
+    std::uint64_t budget_ = 0;
+    std::uint64_t bytes_in_flight_ = 0;
+    std::string out_;
+    std::size_t out_written_ = 0;
+    std::uint64_t written_total_ = 0;
+};
+
+}  // namespace pop3
+
+#endif
