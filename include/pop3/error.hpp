@@ -51,6 +51,17 @@ enum class error {
     uid_empty,                     ///< a UIDL line without a UID
     no_apop_timestamp,             ///< the greeting has no <...@...> timestamp
     headers_too_large,             ///< a header block over the byte or field cap
+
+    // Session layer.
+    wrong_state,                   ///< the command is not allowed in the session's state; nothing sent
+    plaintext_auth_refused,        ///< a password would cross an unencrypted connection; nothing sent
+    not_connected,                 ///< the session has no connection
+    message_too_large,             ///< a message over the whole-message cap; the rest was read and dropped
+    timeout,                       ///< no progress within the timeout, or the session deadline passed
+    session_failed,                ///< an earlier fatal error ended the session
+    unexpected_data,               ///< the server sent bytes no command asked for
+    connection_closed,             ///< the server closed the connection
+    tls_required,                  ///< the operation needs TLS and the connection has none
 };
 
 /// What an error means for the session that met it.

@@ -125,22 +125,30 @@ public:
         return c;
     }
 
-    /// Cancels the command whose payload equals `p`. A waiting one is
-    /// removed and returned through `removed`; an in-flight one is marked
-    /// abandoned. Returns false when there is no such command.
-    template <class Pred>
-    bool cancel_if(Pred pred, command* removed) {
-        for (std::size_t i = 0; i < queue_.size(); ++i) {
-            if (!pred(queue_[i].payload)) continue;
+    /// Cancels every command whose payload matches `pred`: a waiting one is
+    /// removed, an in-flight one is marked abandoned (its reply will still
+    /// be read, then dropped). `on_cancel(payload)` is called once for each
+    /// newly cancelled command, before a removed one is destroyed. Returns
+    /// how many were cancelled.
+    template <class Pred, class OnCancel>
+    std::size_t cancel_where(Pred pred, OnCancel on_cancel) {
+        std::size_t count = 0;
+        for (std::size_t i = 0; i < queue_.size();) {
+            command& c = queue_[i];
+            if (!pred(c.payload) || c.abandoned) {
+                ++i;
+                continue;
+            }
+            ++count;
+            on_cancel(c.payload);
             if (i < in_flight_) {
-                queue_[i].abandoned = true;
+                c.abandoned = true;
+                ++i;
             } else {
-                if (removed != nullptr) *removed = std::move(queue_[i]);
                 queue_.erase(queue_.begin() + static_cast<std::ptrdiff_t>(i));
             }
-            return true;
         }
-        return false;
+        return count;
     }
 
     std::size_t in_flight() const noexcept { return in_flight_; }

@@ -35,6 +35,15 @@ const char* describe(error e) noexcept {
     case error::uid_empty: return "a UIDL line has no UID";
     case error::no_apop_timestamp: return "the greeting has no APOP timestamp of the form <...@...>";
     case error::headers_too_large: return "the header block is over the size or field cap";
+    case error::wrong_state: return "the command is not allowed in the session's current state";
+    case error::plaintext_auth_refused: return "refusing to send a password over an unencrypted connection";
+    case error::not_connected: return "the session is not connected";
+    case error::message_too_large: return "the message is over the size cap";
+    case error::timeout: return "the server did not answer in time";
+    case error::session_failed: return "the session ended after an earlier fatal error";
+    case error::unexpected_data: return "the server sent data no command asked for";
+    case error::connection_closed: return "the server closed the connection";
+    case error::tls_required: return "the operation needs a TLS connection";
     }
     return "unknown pop3 error";
 }
@@ -63,13 +72,50 @@ const boost::system::error_category& category() noexcept {
 error_class classify(const error_code& ec) noexcept {
     if (!ec) return error_class::none;
     if (ec.category() != category()) return error_class::stream_unusable;
-    const auto e = static_cast<error>(ec.value());
-    if (e == error::server_refused) return error_class::server_refused;
-    if (e >= error::argument_has_forbidden_char && e <= error::invalid_sasl_response)
+    switch (static_cast<error>(ec.value())) {
+    case error::server_refused:
+        return error_class::server_refused;
+    case error::argument_has_forbidden_char:
+    case error::argument_has_space:
+    case error::argument_empty:
+    case error::argument_too_long:
+    case error::command_too_long:
+    case error::wrong_argument_count:
+    case error::invalid_message_number:
+    case error::invalid_sasl_response:
+    case error::wrong_state:
+    case error::plaintext_auth_refused:
+    case error::tls_required:
         return error_class::usage;
-    if (e >= error::status_line_too_long && e <= error::parser_not_started)
+    case error::line_too_long:
+    case error::too_many_capabilities:
+    case error::not_a_number:
+    case error::negative_number:
+    case error::number_too_large:
+    case error::bad_listing_line:
+    case error::uid_too_long:
+    case error::uid_bad_char:
+    case error::uid_empty:
+    case error::no_apop_timestamp:
+    case error::headers_too_large:
+    case error::message_too_large:
+        return error_class::malformed_reply;
+    case error::status_line_too_long:
+    case error::bad_status_indicator:
+    case error::nul_in_status_line:
+    case error::unexpected_continuation:
+    case error::eof_in_status_line:
+    case error::eof_in_body:
+    case error::body_too_large:
+    case error::parser_not_started:
+    case error::not_connected:
+    case error::timeout:
+    case error::session_failed:
+    case error::unexpected_data:
+    case error::connection_closed:
         return error_class::stream_unusable;
-    return error_class::malformed_reply;
+    }
+    return error_class::stream_unusable;
 }
 
 }  // namespace pop3

@@ -124,18 +124,22 @@ TEST_CASE("the reply byte budget, with one command always admitted") {
 TEST_CASE("cancelling: waiting commands are removed, in-flight ones abandoned") {
     pipeline<int> p;
     p.set_depth(2);
-    for (int i = 1; i <= 3; ++i) p.enqueue(make(i, "DELE " + std::to_string(i) + "\r\n"));
+    for (int i = 1; i <= 4; ++i) p.enqueue(make(i, "DELE " + std::to_string(i) + "\r\n"));
     admit_all(p);
-    cmd removed;
-    CHECK(p.cancel_if([](int id) { return id == 3; }, &removed));
-    CHECK(removed.payload == 3);
-    CHECK(removed.wire == "DELE 3\r\n");
+    std::vector<int> cancelled;
+    auto record = [&](int id) { cancelled.push_back(id); };
+    CHECK(p.cancel_where([](int id) { return id == 3; }, record) == 1);
+    CHECK(p.waiting() == 1);
+    CHECK(p.cancel_where([](int id) { return id == 2 || id == 4; }, record) == 2);
+    CHECK(cancelled == std::vector<int>{3, 2, 4});
+    CHECK(p.in_flight() == 2);  // 2 is still in flight: its reply will come
     CHECK(p.waiting() == 0);
-    CHECK(p.cancel_if([](int id) { return id == 2; }, &removed));
-    CHECK(p.in_flight() == 2);  // still in flight: its reply will come
+    // Cancelling an abandoned command again does nothing.
+    CHECK(p.cancel_where([](int id) { return id == 2; }, record) == 0);
     p.answered();
+    CHECK(p.front_in_flight()->payload == 2);
     CHECK(p.front_in_flight()->abandoned);
-    CHECK(!p.cancel_if([](int id) { return id == 9; }, &removed));
+    CHECK(p.cancel_where([](int id) { return id == 9; }, record) == 0);
 }
 
 TEST_CASE("a command refused at admission never reaches the output") {

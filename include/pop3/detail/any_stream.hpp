@@ -1,0 +1,89 @@
+#ifndef POP3_DETAIL_ANY_STREAM_HPP
+#define POP3_DETAIL_ANY_STREAM_HPP
+
+// The session engine reads and writes through this interface, so that it is
+// compiled once in lib/ whatever stream the user brings.
+
+#include <pop3/error.hpp>
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/beast/core/stream_traits.hpp>
+
+#include <cstddef>
+#include <type_traits>
+#include <utility>
+
+namespace pop3::detail {
+
+using io_handler = boost::asio::any_completion_handler<void(error_code, std::size_t)>;
+
+class any_stream {
+public:
+    virtual ~any_stream() = default;
+    virtual boost::asio::any_io_executor get_executor() = 0;
+    virtual void async_read_some(boost::asio::mutable_buffer buffer, io_handler handler) = 0;
+    virtual void async_write_some(boost::asio::const_buffer buffer, io_handler handler) = 0;
+    /// Closes the lowest layer: pending operations complete with an error.
+    virtual void close() noexcept = 0;
+    /// True when bytes cross the network encrypted (TLS).
+    virtual bool encrypted() const noexcept = 0;
+    /// Called once a read completed: TCP streams re-arm TCP_QUICKACK here,
+    /// so that a server's short replies never wait on a delayed ACK.
+    virtual void after_read() noexcept {}
+};
+
+/// Sets TCP_QUICKACK on a TCP socket (Linux; elsewhere nothing).
+void tcp_quickack(int native_handle) noexcept;
+
+template <class T>
+struct is_tls_stream : std::false_type {};
+template <class Next>
+struct is_tls_stream<boost::asio::ssl::stream<Next>> : std::true_type {};
+
+/// Wraps any Asio AsyncReadStream + AsyncWriteStream.
+template <class Stream>
+class stream_adapter final : public any_stream {
+public:
+    template <class... Args>
+    explicit stream_adapter(Args&&... args) : stream_(std::forward<Args>(args)...) {}
+
+    boost::asio::any_io_executor get_executor() override { return stream_.get_executor(); }
+    void async_read_some(boost::asio::mutable_buffer buffer, io_handler handler) override {
+        stream_.async_read_some(buffer, std::move(handler));
+    }
+    void async_write_some(boost::asio::const_buffer buffer, io_handler handler) override {
+        stream_.async_write_some(buffer, std::move(handler));
+    }
+    void close() noexcept override {
+        auto& lowest = boost::beast::get_lowest_layer(stream_);
+        error_code ec;
+        if constexpr (requires { lowest.close(ec); })
+            lowest.close(ec);
+        else
+            lowest.close();
+    }
+    bool encrypted() const noexcept override { return is_tls_stream<Stream>::value; }
+    void after_read() noexcept override {
+        auto& lowest = boost::beast::get_lowest_layer(stream_);
+        using lowest_type = std::decay_t<decltype(lowest)>;
+        if constexpr (requires { typename lowest_type::protocol_type; lowest.native_handle(); }) {
+            if constexpr (std::is_same_v<typename lowest_type::protocol_type, boost::asio::ip::tcp>)
+                tcp_quickack(static_cast<int>(lowest.native_handle()));
+        } else if constexpr (requires { lowest.socket().native_handle(); }) {
+            tcp_quickack(static_cast<int>(lowest.socket().native_handle()));  // beast::tcp_stream
+        }
+    }
+
+    Stream& stream() noexcept { return stream_; }
+
+private:
+    Stream stream_;
+};
+
+}  // namespace pop3::detail
+
+#endif

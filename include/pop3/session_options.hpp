@@ -1,0 +1,71 @@
+#ifndef POP3_SESSION_OPTIONS_HPP
+#define POP3_SESSION_OPTIONS_HPP
+
+#include <pop3/command.hpp>
+#include <pop3/limits.hpp>
+#include <pop3/pipeline.hpp>
+
+#include <boost/asio/ssl/context.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace pop3 {
+
+/// How async_connect reaches the server.
+enum class transport {
+    plain,         ///< TCP (port 110); STLS can upgrade it later
+    implicit_tls,  ///< TLS from the first byte (pop3s, port 995)
+};
+
+struct session_options {
+    transport mode = transport::plain;
+    /// The TLS context for implicit TLS (and STLS). Share one between
+    /// sessions: building one loads the trust store. When null, a session
+    /// that needs TLS makes one with make_tls_context({}).
+    std::shared_ptr<boost::asio::ssl::context> tls_context;
+    /// The name checked against the certificate and sent as SNI; defaults
+    /// to the host given to async_connect.
+    std::string tls_server_name;
+
+    /// Send passwords (USER/PASS) over a connection without TLS. Off by
+    /// default: an explicit decision of the user, never a fallback.
+    bool allow_plaintext_auth = false;
+
+    parser_limits limits;
+    encode_options encoding;
+    pipeline_options pipeline;
+
+    /// Resolve, TCP connect, TLS handshake and greeting together.
+    std::chrono::milliseconds connect_timeout{std::chrono::seconds(30)};
+    /// How long the server may stay silent while a reply is expected (an
+    /// idle timeout: a long message that keeps arriving does not hit it).
+    std::chrono::milliseconds reply_timeout{std::chrono::seconds(60)};
+    /// A deadline for the whole session from async_connect; 0 means none.
+    std::chrono::milliseconds session_timeout{0};
+
+    /// async_retr into a string refuses larger messages (message_too_large;
+    /// the rest of the message is read and dropped, the session goes on).
+    std::uint64_t max_message_size = 64u << 20;
+    /// Octets asked for per read while replies are expected. The buffer is
+    /// released when the session is idle.
+    std::size_t read_size = 32 * 1024;
+};
+
+struct tls_options {
+    std::string ca_file;  ///< PEM bundle to trust instead of the system store
+    std::string ca_dir;   ///< hashed CA directory to trust instead of the system store
+    /// Accept any certificate and any host name. Only for tests against a
+    /// server you started yourself.
+    bool insecure_skip_verification = false;
+};
+
+/// A client TLS context: TLS 1.2 at least, peer verification on, the system
+/// trust store unless a CA file or directory is given.
+std::shared_ptr<boost::asio::ssl::context> make_tls_context(const tls_options& options);
+
+}  // namespace pop3
+
+#endif

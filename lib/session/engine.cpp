@@ -1,0 +1,466 @@
+#include "engine.hpp"
+
+#include "tcp_streams.hpp"
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/asio/ssl.hpp>
+
+#include <algorithm>
+#include <cstring>
+
+namespace pop3::detail {
+namespace asio = boost::asio;
+
+namespace {
+
+// The greeting: a reply no command asked for.
+struct greeting_request final : typed_request<> {
+    std::string text;
+    void on_status(engine& e, const status_line& s) override {
+        request::on_status(e, s);
+        text = s.text;
+    }
+    void on_end(engine& e) override {
+        e.on_greeted(text, ok());
+        finish(outcome());
+    }
+};
+
+}  // namespace
+
+engine::engine(asio::any_io_executor ex, session_options options)
+    : ex_(std::move(ex)),
+      options_(std::move(options)),
+      parser_(options_.limits),
+      timer_(ex_) {
+    pipe_.set_depth(options_.pipeline.depth == 0 ? 1 : options_.pipeline.depth);
+    pipe_.set_byte_budget(options_.pipeline.reply_byte_budget);
+}
+
+// ---------------------------------------------------------------------------
+// Connecting
+
+void engine::connect(std::string host, std::string port, handler<> h) {
+    if (state_ != session_state::disconnected || connecting_ || stream_) {
+        auto slot = h.get_cancellation_slot();
+        if (slot.is_connected()) slot.clear();
+        asio::post(ex_, asio::append(std::move(h), error_code(error::wrong_state)));
+        return;
+    }
+    connect_handler_ = std::move(h);
+    auto slot = connect_handler_.get_cancellation_slot();
+    if (slot.is_connected()) {
+        slot.assign([w = weak_from_this()](asio::cancellation_type) {
+            if (auto e = w.lock()) e->fail_session(asio::error::operation_aborted);
+        });
+    }
+    connecting_ = true;
+    const auto now = clock::now();
+    connect_deadline_ = now + options_.connect_timeout;
+    if (options_.session_timeout.count() > 0) session_deadline_ = now + options_.session_timeout;
+    touch();
+    arm_timer();
+
+    std::string server_name = options_.tls_server_name.empty() ? host : options_.tls_server_name;
+    resolver_ = std::make_unique<asio::ip::tcp::resolver>(ex_);
+    resolver_->async_resolve(
+        host, port,
+        [self = shared_from_this(), server_name = std::move(server_name)](
+            error_code ec, asio::ip::tcp::resolver::results_type results) mutable {
+            self->resolver_.reset();
+            if (self->state_ == session_state::failed) return;
+            if (ec) return self->connect_done(ec);
+            if (self->options_.mode == transport::implicit_tls) {
+                if (!self->options_.tls_context) self->options_.tls_context = make_tls_context({});
+                auto stream = std::make_unique<tls_stream>(self->ex_, *self->options_.tls_context);
+                auto& tls = stream->stream();
+                if (auto tls_ec = prepare_client_tls(tls, server_name)) return self->connect_done(tls_ec);
+                self->stream_ = std::move(stream);
+                asio::async_connect(
+                    tls.next_layer(), results,
+                    [self, &tls](error_code ec2, const asio::ip::tcp::endpoint&) {
+                        if (self->state_ == session_state::failed) return;
+                        if (ec2) return self->connect_done(ec2);
+                        set_tcp_options(tls.next_layer());
+                        tls.async_handshake(asio::ssl::stream_base::client, [self](error_code ec3) {
+                            if (self->state_ == session_state::failed) return;
+                            self->connect_done(ec3);
+                        });
+                    });
+            } else {
+                auto stream = std::make_unique<plain_stream>(self->ex_);
+                auto& socket = stream->stream();
+                self->stream_ = std::move(stream);
+                asio::async_connect(socket, results,
+                                    [self, &socket](error_code ec2, const asio::ip::tcp::endpoint&) {
+                                        if (self->state_ == session_state::failed) return;
+                                        if (!ec2) set_tcp_options(socket);
+                                        self->connect_done(ec2);
+                                    });
+            }
+        });
+}
+
+void engine::connect_done(error_code ec) {
+    if (ec) {
+        if (timed_out_) ec = error::timeout;
+        fail_session(ec);
+        return;
+    }
+    // Connected: the greeting completes the connect operation.
+    auto greeting = std::make_unique<greeting_request>();
+    greeting->greeting = true;
+    greeting->ex = ex_;
+    greeting->h = std::move(connect_handler_);
+    greeting->group = greeting.get();
+    pipe_.enqueue({std::move(greeting), {}, reply_shape::single_line, 0, false});
+    pump();
+}
+
+void engine::start_greeting(handler<> h) {
+    auto greeting = std::make_unique<greeting_request>();
+    greeting->greeting = true;
+    greeting->ex = ex_;
+    greeting->h = std::move(h);
+    if (state_ != session_state::disconnected || !stream_ || connecting_) {
+        reject(*greeting, error::wrong_state);
+        return;
+    }
+    connecting_ = true;
+    const auto now = clock::now();
+    connect_deadline_ = now + options_.connect_timeout;
+    if (options_.session_timeout.count() > 0) session_deadline_ = now + options_.session_timeout;
+    touch();
+    install_cancellation(*greeting);
+    greeting->group = greeting.get();
+    pipe_.enqueue({std::move(greeting), {}, reply_shape::single_line, 0, false});
+    pump();
+}
+
+void engine::on_greeted(const std::string& text, bool ok) {
+    connecting_ = false;
+    greeting_ = text;
+    if (ok) {
+        state_ = session_state::authorization;
+    } else {
+        // A server that greets with -ERR will not serve this connection.
+        asio::post(ex_, [self = shared_from_this()] { self->fail_session(error::server_refused); });
+    }
+}
+
+void engine::on_logged_in() { state_ = session_state::transaction; }
+
+void engine::on_quit() {
+    state_ = session_state::update;
+    if (stream_) stream_->close();
+    asio::post(ex_, [self = shared_from_this()] { self->release_buffers(); });
+}
+
+void engine::on_capabilities(const capabilities& caps) {
+    caps_ = caps;
+    if (options_.pipeline.depth == 0) pipe_.set_depth(caps.pipelining ? default_pipeline_depth : 1);
+}
+
+void engine::remember_size(std::uint64_t number, std::uint64_t octets) { sizes_[number] = octets; }
+
+std::uint64_t engine::expected_size(std::uint64_t number) const {
+    auto it = sizes_.find(number);
+    return it == sizes_.end() ? 0 : it->second;
+}
+
+// ---------------------------------------------------------------------------
+// Submitting and cancelling
+
+void engine::reject(request& r, error_code ec) {
+    if (r.diag != nullptr && ec == error::session_failed)
+        r.diag->assign_client("the session failed earlier: " + failure_.message());
+    r.fail(ec);
+}
+
+void engine::submit(std::unique_ptr<request> r, std::string wire, reply_shape shape, bool barrier,
+                    std::uint64_t expected_reply) {
+    if (r->group == nullptr) r->group = r.get();
+    if (state_ == session_state::failed) return reject(*r, error::session_failed);
+    if (!stream_ || state_ == session_state::disconnected || state_ == session_state::update)
+        return reject(*r, error::not_connected);
+    install_cancellation(*r);
+    if (!busy()) touch();  // an idle period does not count against the reply timeout
+    pipe_.enqueue({std::move(r), std::move(wire), shape, expected_reply, barrier});
+    pump();
+}
+
+void engine::install_cancellation(request& r) {
+    auto slot = r.slot();
+    if (!slot.is_connected()) return;
+    slot.assign([w = weak_from_this(), group = r.group](asio::cancellation_type) {
+        if (auto e = w.lock()) e->cancel_group(group);
+    });
+}
+
+void engine::cancel_group(const void* group) {
+    // Waiting commands are removed; written ones are abandoned: their
+    // replies are read and dropped, so the stream stays in step.
+    pipe_.cancel_where([group](const std::unique_ptr<request>& r) { return r->group == group; },
+                       [](std::unique_ptr<request>& r) { r->fail(asio::error::operation_aborted); });
+    pump();
+}
+
+bool engine::allowed(const request& r) const noexcept {
+    if (r.greeting) return true;
+    using k = command_kind;
+    switch (state_) {
+    case session_state::authorization:
+        switch (r.kind) {
+        case k::user: case k::pass: case k::apop: case k::auth: case k::capa: case k::stls:
+        case k::quit: case k::utf8: case k::lang: case k::noop:
+            return true;
+        default:
+            return false;
+        }
+    case session_state::transaction:
+        switch (r.kind) {
+        case k::user: case k::pass: case k::apop: case k::auth: case k::stls: case k::utf8:
+            return false;
+        default:
+            return true;
+        }
+    default:
+        return false;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The loops
+
+void engine::pump() {
+    // A user callback run from inside process() (a sink, a fetch callback)
+    // may start operations; they are picked up by the loop below instead of
+    // re-entering process() while it holds a view into the buffer.
+    if (pumping_) {
+        repump_ = true;
+        return;
+    }
+    pumping_ = true;
+    do {
+        repump_ = false;
+        if (state_ == session_state::failed) break;
+        admit();
+        start_write();
+        process();
+        start_read();
+    } while (repump_);
+    pumping_ = false;
+    if (!busy()) release_buffers();
+}
+
+bool engine::busy() const noexcept {
+    return !pipe_.empty() || reading_ || writing_ || sink_busy_ || connecting_;
+}
+
+void engine::admit() {
+    while (entry* c = pipe_.admissible()) {
+        if (!allowed(*c->payload)) {
+            entry refused = pipe_.drop_waiting();
+            reject(*refused.payload, error::wrong_state);
+            continue;
+        }
+        pipe_.admit();
+    }
+}
+
+void engine::start_write() {
+    if (writing_ || !stream_ || state_ == session_state::failed) return;
+    const std::string_view out = pipe_.pending_output();
+    if (out.empty()) return;
+    writing_ = true;
+    arm_timer();
+    stream_->async_write_some(asio::buffer(out.data(), out.size()),
+                              [self = shared_from_this(), gen = generation_](error_code ec, std::size_t n) {
+                                  self->writing_ = false;
+                                  if (gen != self->generation_) return;
+                                  if (ec) return self->on_io_error(ec, false);
+                                  self->pipe_.on_written(n);
+                                  self->touch();
+                                  self->pump();
+                              });
+}
+
+void engine::start_read() {
+    if (reading_ || sink_busy_ || !stream_ || state_ == session_state::failed) return;
+    if (pipe_.front_in_flight() == nullptr) return;
+    // Make room: the parser has consumed [0, rbeg_).
+    const std::size_t want = options_.read_size + options_.limits.max_status_line;
+    if (rbuf_.size() < want) rbuf_.resize(want);
+    if (rbeg_ == rend_) {
+        rbeg_ = rend_ = 0;
+    } else if (rbuf_.size() - rend_ < options_.read_size / 2 || rbeg_ > 0) {
+        std::memmove(rbuf_.data(), rbuf_.data() + rbeg_, rend_ - rbeg_);
+        rend_ -= rbeg_;
+        rbeg_ = 0;
+    }
+    reading_ = true;
+    arm_timer();
+    stream_->async_read_some(asio::buffer(rbuf_.data() + rend_, rbuf_.size() - rend_),
+                             [self = shared_from_this(), gen = generation_](error_code ec, std::size_t n) {
+                                 self->reading_ = false;
+                                 if (gen != self->generation_) return;
+                                 if (ec) return self->on_io_error(ec, true);
+                                 self->stream_->after_read();
+                                 self->rend_ += n;
+                                 self->touch();
+                                 self->pump();
+                             });
+}
+
+void engine::process() {
+    while (!sink_busy_ && state_ != session_state::failed) {
+        entry* front = pipe_.front_in_flight();
+        if (front == nullptr) {
+            if (rend_ > rbeg_) fail_session(error::unexpected_data);
+            return;
+        }
+        if (!parser_active_) {
+            parser_.start(front->shape);
+            parser_active_ = true;
+        }
+        if (rbeg_ == rend_) return;
+        error_code ec;
+        const parse_result r = parser_.parse({rbuf_.data() + rbeg_, rend_ - rbeg_}, ec);
+        if (ec) return fail_session(ec);
+        request& req = *front->payload;
+        const bool dropped = front->abandoned || req.complete();
+        switch (r.event) {
+        case parse_event::need_more:
+            rbeg_ += r.consumed;
+            return;
+        case parse_event::status:
+            rbeg_ += r.consumed;
+            if (!dropped) req.on_status(*this, parser_.status());
+            if (parser_.done()) finish_front();
+            break;
+        case parse_event::body: {
+            if (dropped || req.body_error) {
+                rbeg_ += r.consumed;
+                break;
+            }
+            const std::size_t consumed = r.consumed;
+            const bool pending = req.on_body(*this, r.body, [self = shared_from_this(), gen = generation_,
+                                                             consumed, &req](error_code sink_ec) {
+                self->sink_busy_ = false;
+                if (gen != self->generation_) {
+                    // The session failed while the sink held a view into
+                    // the read buffer: only now may the buffer go.
+                    self->release_buffers();
+                    return;
+                }
+                if (sink_ec && !req.body_error) req.body_error = sink_ec;
+                self->rbeg_ += consumed;
+                self->touch();
+                self->pump();
+            });
+            if (pending) {
+                sink_busy_ = true;
+                return;
+            }
+            rbeg_ += consumed;
+            break;
+        }
+        case parse_event::done:
+            rbeg_ += r.consumed;
+            finish_front();
+            break;
+        }
+    }
+}
+
+void engine::finish_front() {
+    parser_active_ = false;
+    entry done = pipe_.answered();
+    if (!done.abandoned && !done.payload->complete()) done.payload->on_end(*this);
+}
+
+void engine::on_io_error(error_code ec, bool reading) {
+    if (state_ == session_state::failed || state_ == session_state::update) return;
+    if (timed_out_) {
+        ec = error::timeout;
+    } else if (reading && ec == asio::error::eof) {
+        const error_code cut = parser_active_ ? parser_.on_eof() : error_code{};
+        ec = cut ? cut : error_code(error::connection_closed);
+    } else if (ec == asio::ssl::error::stream_truncated) {
+        ec = error::connection_closed;
+    }
+    fail_session(ec);
+}
+
+void engine::fail_session(error_code ec) {
+    if (state_ == session_state::failed) return;
+    state_ = session_state::failed;
+    failure_ = ec;
+    ++generation_;
+    connecting_ = false;
+    if (resolver_) resolver_->cancel();
+    if (stream_) stream_->close();
+    timer_.cancel();
+    if (connect_handler_) {
+        auto slot = connect_handler_.get_cancellation_slot();
+        if (slot.is_connected()) slot.clear();
+        asio::post(ex_, asio::append(std::move(connect_handler_), ec));
+    }
+    for (auto& c : pipe_.take_all())
+        if (!c.abandoned) c.payload->fail(ec);
+    parser_active_ = false;
+    release_buffers();  // kept while a sink still holds a chunk of it
+}
+
+void engine::close() noexcept {
+    if (state_ == session_state::failed || state_ == session_state::update) return;
+    fail_session(asio::error::operation_aborted);
+}
+
+void engine::release_buffers() {
+    if (rbeg_ != rend_ || reading_ || sink_busy_) return;
+    std::vector<char>().swap(rbuf_);
+    rbeg_ = rend_ = 0;
+    pipe_.shrink();
+}
+
+// ---------------------------------------------------------------------------
+// Timeouts: one timer per session, re-armed lazily from the last activity.
+
+engine::clock::time_point engine::next_deadline() const {
+    const auto idle = connecting_ ? connect_deadline_ : last_activity_ + options_.reply_timeout;
+    return std::min(idle, session_deadline_);
+}
+
+void engine::arm_timer() {
+    if (timer_armed_ || state_ == session_state::failed) return;
+    timer_armed_ = true;
+    timer_.expires_at(next_deadline());
+    timer_.async_wait([w = weak_from_this()](error_code ec) {
+        auto self = w.lock();
+        if (!self) return;
+        self->timer_armed_ = false;
+        if (ec != asio::error::operation_aborted) self->on_timer();
+    });
+}
+
+void engine::on_timer() {
+    if (state_ == session_state::failed || state_ == session_state::update) return;
+    if (!busy()) return;  // idle: no reply is late
+    const auto now = clock::now();
+    if (sink_busy_ && now < session_deadline_) {
+        // The local sink is slow, not the server.
+        touch();
+        arm_timer();
+        return;
+    }
+    if (now >= next_deadline()) {
+        timed_out_ = true;
+        fail_session(error::timeout);
+        return;
+    }
+    arm_timer();
+}
+
+}  // namespace pop3::detail

@@ -1,0 +1,120 @@
+#ifndef POP3_LIB_SESSION_ENGINE_HPP
+#define POP3_LIB_SESSION_ENGINE_HPP
+
+// The session engine: a thin driver that moves bytes between one stream and
+// the protocol core (pipeline + reply_parser). Not installed.
+//
+// Two loops run while commands are pending, one writing what the pipeline
+// admitted and one reading replies, so that a server that answers before it
+// has read every command never deadlocks us (RFC 2449 section 6.6). When
+// nothing is pending no operation is outstanding and the read buffer is
+// released: an idle session holds a socket and a few hundred bytes.
+
+#include "requests.hpp"
+
+#include <pop3/pipeline.hpp>
+#include <pop3/reply_parser.hpp>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <chrono>
+#include <optional>
+#include <unordered_map>
+#include <vector>
+
+namespace pop3::detail {
+
+class engine : public std::enable_shared_from_this<engine> {
+public:
+    using clock = std::chrono::steady_clock;
+
+    engine(boost::asio::any_io_executor ex, session_options options);
+
+    // Operations (called by session_core).
+    void connect(std::string host, std::string port, handler<> h);
+    void start_greeting(handler<> h);
+    /// Queues a request with its encoded command (wire) and reply shape.
+    void submit(std::unique_ptr<request> r, std::string wire, reply_shape shape, bool barrier,
+                std::uint64_t expected_reply = 0);
+    /// Completes a request that never reaches the pipeline (usage error).
+    void reject(request& r, error_code ec);
+    void close() noexcept;
+
+    // Used by requests when their reply ends.
+    void on_greeted(const std::string& text, bool ok);
+    void on_logged_in();
+    void on_quit();
+    void on_capabilities(const capabilities& caps);
+    void remember_size(std::uint64_t number, std::uint64_t octets);
+    std::uint64_t expected_size(std::uint64_t number) const;
+
+    boost::asio::any_io_executor executor() const noexcept { return ex_; }
+    const session_options& options() const noexcept { return options_; }
+    session_state state() const noexcept { return state_; }
+    error_code last_error() const noexcept { return failure_; }
+    const std::optional<capabilities>& caps() const noexcept { return caps_; }
+    const std::string& greeting() const noexcept { return greeting_; }
+    std::size_t depth() const noexcept { return pipe_.depth(); }
+    bool encrypted() const noexcept { return stream_ && stream_->encrypted(); }
+    void adopt_stream(std::unique_ptr<any_stream> stream) { stream_ = std::move(stream); }
+
+private:
+    using entry = pipelined_command<std::unique_ptr<request>>;
+
+    void install_cancellation(request& r);
+    void cancel_group(const void* group);
+    bool allowed(const request& r) const noexcept;
+    void pump();
+    void admit();
+    void start_write();
+    void start_read();
+    void process();
+    void finish_front();
+    void on_io_error(error_code ec, bool reading);
+    void fail_session(error_code ec);
+    void connect_done(error_code ec);
+    void touch() { last_activity_ = clock::now(); }
+    void arm_timer();
+    void on_timer();
+    clock::time_point next_deadline() const;
+    bool busy() const noexcept;
+    void release_buffers();
+
+    boost::asio::any_io_executor ex_;
+    session_options options_;
+    std::unique_ptr<any_stream> stream_;
+    pipeline<std::unique_ptr<request>> pipe_;
+    reply_parser parser_;
+    bool parser_active_ = false;
+
+    std::vector<char> rbuf_;
+    std::size_t rbeg_ = 0;
+    std::size_t rend_ = 0;
+    bool reading_ = false;
+    bool writing_ = false;
+    bool sink_busy_ = false;
+    bool pumping_ = false;
+    bool repump_ = false;
+    std::uint64_t generation_ = 0;  // bumped on failure: late callbacks are ignored
+
+    session_state state_ = session_state::disconnected;
+    error_code failure_;
+    std::optional<capabilities> caps_;
+    std::string greeting_;
+    std::unordered_map<std::uint64_t, std::uint64_t> sizes_;
+
+    boost::asio::steady_timer timer_;
+    bool timer_armed_ = false;
+    bool timed_out_ = false;
+    clock::time_point last_activity_{};
+    clock::time_point session_deadline_ = clock::time_point::max();
+    clock::time_point connect_deadline_ = clock::time_point::max();
+    bool connecting_ = false;
+    std::unique_ptr<boost::asio::ip::tcp::resolver> resolver_;
+    handler<> connect_handler_;
+};
+
+}  // namespace pop3::detail
+
+#endif

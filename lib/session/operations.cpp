@@ -1,0 +1,620 @@
+// The requests behind each session operation, and session_core, which
+// validates and encodes a command and hands it to the engine.
+
+#include "engine.hpp"
+
+#include <pop3/apop.hpp>
+#include <pop3/listing.hpp>
+
+#include <boost/asio/error.hpp>
+
+#include <algorithm>
+#include <unordered_map>
+
+namespace pop3::detail {
+namespace asio = boost::asio;
+
+namespace {
+
+// ---------------------------------------------------------------------------
+// Single-line replies
+
+/// DELE, NOOP, RSET, QUIT, APOP: the status is the result.
+struct status_request final : typed_request<> {
+    void on_end(engine& e) override {
+        if (kind == command_kind::quit) e.on_quit();
+        if (kind == command_kind::apop && ok()) e.on_logged_in();
+        finish(outcome());
+    }
+};
+
+/// USER and PASS share one handler: PASS's request completes it, with
+/// USER's -ERR when USER was refused.
+struct login_shared {
+    bool user_refused = false;
+    response_code code;
+    std::string text;
+};
+
+struct user_step final : request {
+    std::shared_ptr<login_shared> shared;
+    bool done = false;
+    void on_status(engine&, const status_line& s) override {
+        indicator = s.indicator;
+        if (!s.ok()) {
+            shared->user_refused = true;
+            shared->code = s.code;
+            shared->text = s.text;
+        }
+    }
+    void on_end(engine&) override { done = true; }
+    void fail(error_code) override { done = true; }  // PASS carries the handler
+    bool complete() const noexcept override { return done; }
+    asio::cancellation_slot slot() override { return {}; }
+};
+
+struct pass_step final : typed_request<> {
+    std::shared_ptr<login_shared> shared;
+    void on_status(engine& e, const status_line& s) override {
+        if (shared->user_refused) {
+            indicator = status_indicator::err;
+            if (diag != nullptr) diag->assign_server(shared->code, shared->text);
+            return;
+        }
+        request::on_status(e, s);
+    }
+    void on_end(engine& e) override {
+        if (ok()) e.on_logged_in();
+        finish(outcome());
+    }
+};
+
+struct stat_request final : typed_request<stat_info> {
+    stat_info result;
+    void on_status(engine& e, const status_line& s) override {
+        request::on_status(e, s);
+        if (ok()) body_error = parse_stat(s.text, result);
+    }
+    void on_end(engine&) override { finish(outcome(), result); }
+};
+
+struct list_one_request final : typed_request<list_entry> {
+    list_entry result;
+    void on_status(engine& e, const status_line& s) override {
+        request::on_status(e, s);
+        if (ok()) {
+            body_error = parse_list_line(s.text, result);
+            if (!body_error) e.remember_size(result.number, result.octets);
+        }
+    }
+    void on_end(engine&) override { finish(outcome(), result); }
+};
+
+struct uidl_one_request final : typed_request<uidl_entry> {
+    uidl_entry result;
+    void on_status(engine& e, const status_line& s) override {
+        request::on_status(e, s);
+        if (ok()) body_error = parse_uidl_line(s.text, result);
+    }
+    void on_end(engine&) override { finish(outcome(), std::move(result)); }
+};
+
+struct last_request final : typed_request<std::uint64_t> {
+    std::uint64_t result = 0;
+    void on_status(engine& e, const status_line& s) override {
+        request::on_status(e, s);
+        if (ok()) body_error = parse_number(s.text.substr(0, s.text.find(' ')), result);
+    }
+    void on_end(engine&) override { finish(outcome(), result); }
+};
+
+// ---------------------------------------------------------------------------
+// Multi-line replies parsed line by line
+
+/// Feeds body chunks to `on_line` through a bounded line_reader.
+template <class Base>
+struct line_request : Base {
+    line_reader lines;
+    explicit line_request(std::size_t max_line) : lines(max_line) {}
+    virtual error_code on_line(engine& e, std::string_view line) = 0;
+    bool on_body(engine& e, std::string_view chunk, const resume_fn&) override {
+        this->body_error = lines.feed(chunk, [&](std::string_view l) { return on_line(e, l); });
+        return false;
+    }
+    void end_lines(engine& e) {
+        if (!this->body_error)
+            this->body_error = lines.finish([&](std::string_view l) { return on_line(e, l); });
+    }
+};
+
+struct capa_request final : line_request<typed_request<capabilities>> {
+    capabilities result;
+    parser_limits limits;
+    explicit capa_request(const parser_limits& l) : line_request(l.max_line), limits(l) {}
+    error_code on_line(engine&, std::string_view line) override { return result.add_line(line, limits); }
+    void on_end(engine& e) override {
+        end_lines(e);
+        if (ok() && !body_error) e.on_capabilities(result);
+        finish(outcome(), std::move(result));
+    }
+};
+
+struct list_request final : line_request<typed_request<std::vector<list_entry>>> {
+    std::vector<list_entry> result;
+    using line_request::line_request;
+    error_code on_line(engine& e, std::string_view line) override {
+        list_entry entry;
+        if (auto ec = parse_list_line(line, entry)) return ec;
+        e.remember_size(entry.number, entry.octets);
+        result.push_back(entry);
+        return {};
+    }
+    void on_end(engine& e) override {
+        end_lines(e);
+        finish(outcome(), std::move(result));
+    }
+};
+
+struct uidl_request final : line_request<typed_request<std::vector<uidl_entry>>> {
+    std::vector<uidl_entry> result;
+    using line_request::line_request;
+    error_code on_line(engine&, std::string_view line) override {
+        uidl_entry entry;
+        if (auto ec = parse_uidl_line(line, entry)) return ec;
+        result.push_back(std::move(entry));
+        return {};
+    }
+    void on_end(engine& e) override {
+        end_lines(e);
+        finish(outcome(), std::move(result));
+    }
+};
+
+/// LIST and UIDL pipelined together: LIST's part is silent, UIDL's
+/// completes the handler with both merged.
+struct list_uidl_shared {
+    std::vector<list_entry> list;
+    error_code list_error;
+    bool list_refused = false;
+    response_code code;
+    std::string text;
+};
+
+struct list_part final : line_request<request> {
+    std::shared_ptr<list_uidl_shared> shared;
+    bool done = false;
+    using line_request::line_request;
+    error_code on_line(engine& e, std::string_view line) override {
+        list_entry entry;
+        if (auto ec = parse_list_line(line, entry)) return ec;
+        e.remember_size(entry.number, entry.octets);
+        shared->list.push_back(entry);
+        return {};
+    }
+    void on_status(engine&, const status_line& s) override {
+        indicator = s.indicator;
+        if (!s.ok()) {
+            shared->list_refused = true;
+            shared->code = s.code;
+            shared->text = s.text;
+        }
+    }
+    void on_end(engine& e) override {
+        end_lines(e);
+        shared->list_error = body_error;
+        done = true;
+    }
+    void fail(error_code) override { done = true; }
+    bool complete() const noexcept override { return done; }
+    asio::cancellation_slot slot() override { return {}; }
+};
+
+struct uidl_part final : line_request<typed_request<std::vector<message_info>>> {
+    std::shared_ptr<list_uidl_shared> shared;
+    std::unordered_map<std::uint64_t, std::string> uids;
+    using line_request::line_request;
+    error_code on_line(engine&, std::string_view line) override {
+        uidl_entry entry;
+        if (auto ec = parse_uidl_line(line, entry)) return ec;
+        uids[entry.number] = std::move(entry.uid);
+        return {};
+    }
+    void on_end(engine& e) override {
+        end_lines(e);
+        if (shared->list_refused) {
+            if (diag != nullptr) diag->assign_server(shared->code, shared->text);
+            return finish(error::server_refused, {});
+        }
+        if (shared->list_error) return finish(shared->list_error, {});
+        if (error_code ec = outcome()) return finish(ec, {});
+        std::vector<message_info> merged;
+        merged.reserve(shared->list.size());
+        for (const auto& l : shared->list) {
+            message_info m{l.number, l.octets, {}};
+            if (auto it = uids.find(l.number); it != uids.end()) m.uid = std::move(it->second);
+            merged.push_back(std::move(m));
+        }
+        finish({}, std::move(merged));
+    }
+};
+
+// ---------------------------------------------------------------------------
+// Message bodies
+
+/// RETR or TOP into one string, under a size cap.
+struct string_body_request final : typed_request<std::string> {
+    std::string result;
+    std::uint64_t cap = 0;
+    bool on_body(engine&, std::string_view chunk, const resume_fn&) override {
+        if (chunk.size() > cap - std::min<std::uint64_t>(cap, result.size())) {
+            body_error = error::message_too_large;
+            std::string().swap(result);
+            return false;
+        }
+        result.append(chunk);
+        return false;
+    }
+    void on_end(engine&) override {
+        if (outcome()) std::string().swap(result);
+        finish(outcome(), std::move(result));
+    }
+};
+
+/// Hands a chunk to a body_sink; returns true when the sink is asynchronous.
+bool write_to_sink(body_sink& sink, std::string_view chunk, const resume_fn& resume, error_code& sync_error) {
+    if (sink.async_write) {
+        sink.async_write(chunk, asio::any_completion_handler<void(error_code)>(resume));
+        return true;
+    }
+    if (sink.write) sync_error = sink.write(chunk);
+    return false;
+}
+
+struct sink_request final : typed_request<std::uint64_t> {
+    body_sink sink;
+    std::uint64_t octets = 0;
+    bool on_body(engine&, std::string_view chunk, const resume_fn& resume) override {
+        octets += chunk.size();
+        return write_to_sink(sink, chunk, resume, body_error);
+    }
+    void on_end(engine&) override { finish(outcome(), octets); }
+};
+
+// ---------------------------------------------------------------------------
+// Batches: many commands, one handler
+
+template <class... T>
+struct batch_state {
+    handler<T...> h;
+    asio::any_io_executor ex;
+    std::size_t remaining = 0;
+    error_code first_fatal;
+
+    void one_done(error_code ec, auto&& finish_values) {
+        if (ec && is_fatal(ec) && !first_fatal) first_fatal = ec;
+        if (--remaining != 0 || !h) return;
+        auto s = h.get_cancellation_slot();
+        if (s.is_connected()) s.clear();
+        std::apply(
+            [&](auto&&... v) {
+                asio::post(ex, asio::append(std::move(h), first_fatal, std::move(v)...));
+            },
+            finish_values());
+    }
+};
+
+struct fetch_batch : batch_state<> {
+    fetch_callbacks callbacks;
+};
+
+struct fetch_one final : request {
+    std::shared_ptr<fetch_batch> batch;
+    std::uint64_t number = 0;
+    diagnostics own_diag;
+    body_sink sink;
+    bool done = false;
+
+    void on_status(engine& e, const status_line& s) override {
+        request::on_status(e, s);
+        if (ok() && batch->callbacks.open) sink = batch->callbacks.open(number);
+    }
+    bool on_body(engine&, std::string_view chunk, const resume_fn& resume) override {
+        return write_to_sink(sink, chunk, resume, body_error);
+    }
+    void on_end(engine&) override {
+        error_code ec = !ok() ? error_code(error::server_refused) : body_error;
+        settle(ec);
+    }
+    void fail(error_code ec) override { settle(ec); }
+    void settle(error_code ec) {
+        if (done) return;
+        done = true;
+        if (batch->callbacks.done) batch->callbacks.done(number, ec, own_diag);
+        batch->one_done(ec, [] { return std::tuple<>(); });
+    }
+    bool complete() const noexcept override { return done; }
+    asio::cancellation_slot slot() override { return batch->h.get_cancellation_slot(); }
+};
+
+struct delete_batch : batch_state<std::vector<error_code>> {
+    std::vector<error_code> results;
+};
+
+struct delete_one final : request {
+    std::shared_ptr<delete_batch> batch;
+    std::size_t index = 0;
+    bool done = false;
+    void on_end(engine&) override { settle(ok() ? error_code{} : error_code(error::server_refused)); }
+    void fail(error_code ec) override { settle(ec); }
+    void settle(error_code ec) {
+        if (done) return;
+        done = true;
+        batch->results[index] = ec;
+        batch->one_done(ec, [b = batch.get()] { return std::make_tuple(std::move(b->results)); });
+    }
+    bool complete() const noexcept override { return done; }
+    asio::cancellation_slot slot() override { return batch->h.get_cancellation_slot(); }
+};
+
+template <class Request>
+std::unique_ptr<Request> make_request(engine& e, command_kind kind, diagnostics* d, auto&& h) {
+    auto r = std::make_unique<Request>();
+    r->kind = kind;
+    r->diag = d;
+    r->ex = e.executor();
+    r->h = std::move(h);
+    if (d != nullptr) d->clear();
+    return r;
+}
+
+template <class Request>
+std::unique_ptr<Request> make_line_request(engine& e, command_kind kind, diagnostics* d, auto&& h) {
+    auto r = std::make_unique<Request>(e.options().limits.max_line);
+    r->kind = kind;
+    r->diag = d;
+    r->ex = e.executor();
+    r->h = std::move(h);
+    if (d != nullptr) d->clear();
+    return r;
+}
+
+/// Encodes `kind` with `args`, or completes `r` with the encoding error.
+bool encode_or_reject(engine& e, request& r, std::string& wire, command_kind kind,
+                      std::initializer_list<std::string_view> args) {
+    if (error_code ec = encode_command(wire, kind, args, e.options().encoding)) {
+        e.reject(r, ec);
+        return false;
+    }
+    return true;
+}
+
+std::string number_text(std::uint64_t n) { return std::to_string(n); }
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// session_core
+
+session_core::session_core(asio::any_io_executor ex, session_options options)
+    : engine_(std::make_shared<engine>(std::move(ex), std::move(options))) {}
+
+session_core::session_core(std::unique_ptr<any_stream> stream, session_options options)
+    : engine_(std::make_shared<engine>(stream->get_executor(), std::move(options))) {
+    engine_->adopt_stream(std::move(stream));
+}
+
+session_core::~session_core() {
+    if (engine_) engine_->close();
+}
+session_core::session_core(session_core&&) noexcept = default;
+session_core& session_core::operator=(session_core&& other) noexcept {
+    if (this != &other) {
+        if (engine_) engine_->close();
+        engine_ = std::move(other.engine_);
+    }
+    return *this;
+}
+
+asio::any_io_executor session_core::get_executor() const noexcept { return engine_->executor(); }
+
+void session_core::connect(std::string host, std::string port, handler<> h) {
+    engine_->connect(std::move(host), std::move(port), std::move(h));
+}
+
+void session_core::greeting(handler<> h) { engine_->start_greeting(std::move(h)); }
+
+void session_core::capa(diagnostics* d, handler<capabilities> h) {
+    auto r = std::make_unique<capa_request>(engine_->options().limits);
+    r->kind = command_kind::capa;
+    r->diag = d;
+    r->ex = engine_->executor();
+    r->h = std::move(h);
+    if (d != nullptr) d->clear();
+    std::string wire;
+    if (!encode_or_reject(*engine_, *r, wire, command_kind::capa, {})) return;
+    engine_->submit(std::move(r), std::move(wire), reply_shape::multi_line, false);
+}
+
+void session_core::login(std::string user, std::string password, diagnostics* d, handler<> h) {
+    auto pass = make_request<pass_step>(*engine_, command_kind::pass, d, std::move(h));
+    if (!engine_->encrypted() && !engine_->options().allow_plaintext_auth &&
+        engine_->state() != session_state::failed)
+        return engine_->reject(*pass, error::plaintext_auth_refused);
+    auto shared = std::make_shared<login_shared>();
+    auto usr = std::make_unique<user_step>();
+    usr->kind = command_kind::user;
+    usr->shared = shared;
+    usr->group = pass.get();
+    pass->shared = shared;
+    std::string user_wire, pass_wire;
+    if (!encode_or_reject(*engine_, *pass, user_wire, command_kind::user, {user})) return;
+    if (!encode_or_reject(*engine_, *pass, pass_wire, command_kind::pass, {password})) return;
+    // USER and PASS may share one write when the server pipelines; PASS is
+    // a barrier: what follows runs in the state the login leaves.
+    engine_->submit(std::move(usr), std::move(user_wire), reply_shape::single_line, false);
+    engine_->submit(std::move(pass), std::move(pass_wire), reply_shape::single_line, true);
+}
+
+void session_core::apop(std::string user, std::string secret, diagnostics* d, handler<> h) {
+    auto r = make_request<status_request>(*engine_, command_kind::apop, d, std::move(h));
+    std::string_view timestamp;
+    if (error_code ec = find_apop_timestamp(engine_->greeting(), timestamp)) {
+        if (engine_->state() == session_state::authorization) return engine_->reject(*r, ec);
+    }
+    std::string wire;
+    const std::string digest = apop_digest(timestamp, secret);
+    if (!encode_or_reject(*engine_, *r, wire, command_kind::apop, {user, digest})) return;
+    engine_->submit(std::move(r), std::move(wire), reply_shape::single_line, true);
+}
+
+void session_core::stat(diagnostics* d, handler<stat_info> h) {
+    auto r = make_request<stat_request>(*engine_, command_kind::stat, d, std::move(h));
+    std::string wire;
+    if (!encode_or_reject(*engine_, *r, wire, command_kind::stat, {})) return;
+    engine_->submit(std::move(r), std::move(wire), reply_shape::single_line, false);
+}
+
+void session_core::list(diagnostics* d, handler<std::vector<list_entry>> h) {
+    auto r = make_line_request<list_request>(*engine_, command_kind::list, d, std::move(h));
+    std::string wire;
+    if (!encode_or_reject(*engine_, *r, wire, command_kind::list, {})) return;
+    engine_->submit(std::move(r), std::move(wire), reply_shape::multi_line, false);
+}
+
+void session_core::list_one(std::uint64_t n, diagnostics* d, handler<list_entry> h) {
+    auto r = make_request<list_one_request>(*engine_, command_kind::list, d, std::move(h));
+    std::string wire;
+    if (!encode_or_reject(*engine_, *r, wire, command_kind::list, {number_text(n)})) return;
+    engine_->submit(std::move(r), std::move(wire), reply_shape::single_line, false);
+}
+
+void session_core::uidl(diagnostics* d, handler<std::vector<uidl_entry>> h) {
+    auto r = make_line_request<uidl_request>(*engine_, command_kind::uidl, d, std::move(h));
+    std::string wire;
+    if (!encode_or_reject(*engine_, *r, wire, command_kind::uidl, {})) return;
+    engine_->submit(std::move(r), std::move(wire), reply_shape::multi_line, false);
+}
+
+void session_core::uidl_one(std::uint64_t n, diagnostics* d, handler<uidl_entry> h) {
+    auto r = make_request<uidl_one_request>(*engine_, command_kind::uidl, d, std::move(h));
+    std::string wire;
+    if (!encode_or_reject(*engine_, *r, wire, command_kind::uidl, {number_text(n)})) return;
+    engine_->submit(std::move(r), std::move(wire), reply_shape::single_line, false);
+}
+
+void session_core::list_uidl(diagnostics* d, handler<std::vector<message_info>> h) {
+    auto uidl = make_line_request<uidl_part>(*engine_, command_kind::uidl, d, std::move(h));
+    auto shared = std::make_shared<list_uidl_shared>();
+    auto list = std::make_unique<list_part>(engine_->options().limits.max_line);
+    list->kind = command_kind::list;
+    list->shared = shared;
+    list->group = uidl.get();
+    uidl->shared = shared;
+    std::string list_wire, uidl_wire;
+    if (!encode_or_reject(*engine_, *uidl, list_wire, command_kind::list, {})) return;
+    if (!encode_or_reject(*engine_, *uidl, uidl_wire, command_kind::uidl, {})) return;
+    engine_->submit(std::move(list), std::move(list_wire), reply_shape::multi_line, false);
+    engine_->submit(std::move(uidl), std::move(uidl_wire), reply_shape::multi_line, false);
+}
+
+void session_core::retr(std::uint64_t n, diagnostics* d, handler<std::string> h) {
+    auto r = make_request<string_body_request>(*engine_, command_kind::retr, d, std::move(h));
+    r->cap = engine_->options().max_message_size;
+    const std::uint64_t expected = engine_->expected_size(n);
+    r->result.reserve(static_cast<std::size_t>(std::min(expected, r->cap)));
+    std::string wire;
+    if (!encode_or_reject(*engine_, *r, wire, command_kind::retr, {number_text(n)})) return;
+    engine_->submit(std::move(r), std::move(wire), reply_shape::multi_line, false, expected);
+}
+
+void session_core::retr_to(std::uint64_t n, body_sink sink, diagnostics* d, handler<std::uint64_t> h) {
+    auto r = make_request<sink_request>(*engine_, command_kind::retr, d, std::move(h));
+    r->sink = std::move(sink);
+    std::string wire;
+    if (!encode_or_reject(*engine_, *r, wire, command_kind::retr, {number_text(n)})) return;
+    engine_->submit(std::move(r), std::move(wire), reply_shape::multi_line, false, engine_->expected_size(n));
+}
+
+void session_core::top(std::uint64_t n, std::uint64_t lines, diagnostics* d, handler<std::string> h) {
+    auto r = make_request<string_body_request>(*engine_, command_kind::top, d, std::move(h));
+    r->cap = engine_->options().max_message_size;
+    std::string wire;
+    if (!encode_or_reject(*engine_, *r, wire, command_kind::top, {number_text(n), number_text(lines)}))
+        return;
+    engine_->submit(std::move(r), std::move(wire), reply_shape::multi_line, false);
+}
+
+void session_core::simple(command_kind kind, std::uint64_t n, diagnostics* d, handler<> h) {
+    auto r = make_request<status_request>(*engine_, kind, d, std::move(h));
+    std::string wire;
+    const bool ok = kind == command_kind::dele
+                        ? encode_or_reject(*engine_, *r, wire, kind, {number_text(n)})
+                        : encode_or_reject(*engine_, *r, wire, kind, {});
+    if (!ok) return;
+    engine_->submit(std::move(r), std::move(wire), reply_shape::single_line, kind == command_kind::quit);
+}
+
+void session_core::last(diagnostics* d, handler<std::uint64_t> h) {
+    auto r = make_request<last_request>(*engine_, command_kind::last, d, std::move(h));
+    std::string wire;
+    if (!encode_or_reject(*engine_, *r, wire, command_kind::last, {})) return;
+    engine_->submit(std::move(r), std::move(wire), reply_shape::single_line, false);
+}
+
+void session_core::fetch(std::vector<std::uint64_t> numbers, fetch_callbacks callbacks, handler<> h) {
+    auto batch = std::make_shared<fetch_batch>();
+    batch->h = std::move(h);
+    batch->ex = engine_->executor();
+    batch->callbacks = std::move(callbacks);
+    batch->remaining = numbers.size() + 1;  // +1: held until every command is submitted
+    for (std::uint64_t n : numbers) {
+        auto r = std::make_unique<fetch_one>();
+        r->kind = command_kind::retr;
+        r->batch = batch;
+        r->number = n;
+        r->diag = &r->own_diag;
+        r->group = batch.get();
+        std::string wire;
+        if (error_code ec = encode_command(wire, command_kind::retr, {number_text(n)})) {
+            r->fail(ec);
+            continue;
+        }
+        engine_->submit(std::move(r), std::move(wire), reply_shape::multi_line, false,
+                        engine_->expected_size(n));
+    }
+    batch->one_done({}, [] { return std::tuple<>(); });
+}
+
+void session_core::remove(std::vector<std::uint64_t> numbers, handler<std::vector<error_code>> h) {
+    auto batch = std::make_shared<delete_batch>();
+    batch->h = std::move(h);
+    batch->ex = engine_->executor();
+    batch->results.resize(numbers.size());
+    batch->remaining = numbers.size() + 1;
+    for (std::size_t i = 0; i < numbers.size(); ++i) {
+        auto r = std::make_unique<delete_one>();
+        r->kind = command_kind::dele;
+        r->batch = batch;
+        r->index = i;
+        r->group = batch.get();
+        std::string wire;
+        if (error_code ec = encode_command(wire, command_kind::dele, {number_text(numbers[i])})) {
+            r->fail(ec);
+            continue;
+        }
+        engine_->submit(std::move(r), std::move(wire), reply_shape::single_line, false);
+    }
+    batch->one_done({}, [b = batch.get()] { return std::make_tuple(std::move(b->results)); });
+}
+
+session_state session_core::state() const noexcept { return engine_->state(); }
+const capabilities* session_core::known_capabilities() const noexcept {
+    return engine_->caps() ? &*engine_->caps() : nullptr;
+}
+const std::string& session_core::greeting_text() const noexcept { return engine_->greeting(); }
+std::size_t session_core::pipeline_depth() const noexcept { return engine_->depth(); }
+bool session_core::encrypted() const noexcept { return engine_->encrypted(); }
+error_code session_core::last_error() const noexcept { return engine_->last_error(); }
+void session_core::close() noexcept { engine_->close(); }
+
+}  // namespace pop3::detail

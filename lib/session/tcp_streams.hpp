@@ -1,0 +1,28 @@
+#ifndef POP3_LIB_SESSION_TCP_STREAMS_HPP
+#define POP3_LIB_SESSION_TCP_STREAMS_HPP
+
+// The streams async_connect builds: plain TCP, or TLS over TCP. Not installed.
+
+#include <pop3/detail/any_stream.hpp>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/stream.hpp>
+
+#include <string>
+
+namespace pop3::detail {
+
+using plain_stream = stream_adapter<boost::asio::ip::tcp::socket>;
+using tls_stream = stream_adapter<boost::asio::ssl::stream<boost::asio::ip::tcp::socket>>;
+
+/// TCP_NODELAY: commands and short replies leave at once.
+void set_tcp_options(boost::asio::ip::tcp::socket& socket) noexcept;
+
+/// SNI and the name the certificate must carry (a DNS name or an IP
+/// address), checked by OpenSSL during the handshake.
+error_code prepare_client_tls(boost::asio::ssl::stream<boost::asio::ip::tcp::socket>& stream,
+                              const std::string& server_name);
+
+}  // namespace pop3::detail
+
+#endif
