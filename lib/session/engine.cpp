@@ -48,7 +48,7 @@ void engine::connect(std::string host, std::string port, handler<> h) {
         asio::post(ex_, asio::append(std::move(h), error_code(error::wrong_state)));
         return;
     }
-    connect_handler_ = std::move(h);
+    assign_handler(connect_handler_, std::move(h));
     auto slot = connect_handler_.get_cancellation_slot();
     if (slot.is_connected()) {
         slot.assign([w = weak_from_this()](asio::cancellation_type) {
@@ -112,7 +112,7 @@ void engine::connect_done(error_code ec) {
     auto greeting = std::make_unique<greeting_request>();
     greeting->greeting = true;
     greeting->ex = ex_;
-    greeting->h = std::move(connect_handler_);
+    assign_handler(greeting->h, std::move(connect_handler_));
     greeting->group = greeting.get();
     pipe_.enqueue({std::move(greeting), {}, reply_shape::single_line, 0, false});
     pump();
@@ -122,7 +122,7 @@ void engine::start_greeting(handler<> h) {
     auto greeting = std::make_unique<greeting_request>();
     greeting->greeting = true;
     greeting->ex = ex_;
-    greeting->h = std::move(h);
+    assign_handler(greeting->h, std::move(h));
     if (state_ != session_state::disconnected || !stream_ || connecting_) {
         reject(*greeting, error::wrong_state);
         return;
@@ -140,6 +140,7 @@ void engine::start_greeting(handler<> h) {
 
 void engine::on_greeted(const std::string& text, bool ok) {
     connecting_ = false;
+    touch();
     greeting_ = text;
     if (ok) {
         state_ = session_state::authorization;
@@ -376,6 +377,7 @@ void engine::process() {
 
 void engine::finish_front() {
     parser_active_ = false;
+    repump_ = true;  // the window has room again: admit and write more
     entry done = pipe_.answered();
     if (!done.abandoned && !done.payload->complete()) done.payload->on_end(*this);
 }
@@ -434,12 +436,18 @@ engine::clock::time_point engine::next_deadline() const {
 }
 
 void engine::arm_timer() {
-    if (timer_armed_ || state_ == session_state::failed) return;
+    if (state_ == session_state::failed) return;
+    const auto deadline = next_deadline();
+    // Re-arm only when the deadline moved earlier (say, from the connect
+    // deadline to the reply timeout); a later one is found when the timer
+    // fires. expires_at() cancels the old wait, which the generation check
+    // then ignores.
+    if (timer_armed_ && deadline >= timer_.expiry()) return;
     timer_armed_ = true;
-    timer_.expires_at(next_deadline());
-    timer_.async_wait([w = weak_from_this()](error_code ec) {
+    timer_.expires_at(deadline);
+    timer_.async_wait([w = weak_from_this(), gen = ++timer_generation_](error_code ec) {
         auto self = w.lock();
-        if (!self) return;
+        if (!self || gen != self->timer_generation_) return;
         self->timer_armed_ = false;
         if (ec != asio::error::operation_aborted) self->on_timer();
     });

@@ -106,6 +106,7 @@ private:
 
     boost::asio::steady_timer timer_;
     bool timer_armed_ = false;
+    std::uint64_t timer_generation_ = 0;
     bool timed_out_ = false;
     clock::time_point last_activity_{};
     clock::time_point session_deadline_ = clock::time_point::max();

@@ -362,7 +362,7 @@ std::unique_ptr<Request> make_request(engine& e, command_kind kind, diagnostics*
     r->kind = kind;
     r->diag = d;
     r->ex = e.executor();
-    r->h = std::move(h);
+    assign_handler(r->h, std::move(h));
     if (d != nullptr) d->clear();
     return r;
 }
@@ -373,7 +373,7 @@ std::unique_ptr<Request> make_line_request(engine& e, command_kind kind, diagnos
     r->kind = kind;
     r->diag = d;
     r->ex = e.executor();
-    r->h = std::move(h);
+    assign_handler(r->h, std::move(h));
     if (d != nullptr) d->clear();
     return r;
 }
@@ -428,7 +428,7 @@ void session_core::capa(diagnostics* d, handler<capabilities> h) {
     r->kind = command_kind::capa;
     r->diag = d;
     r->ex = engine_->executor();
-    r->h = std::move(h);
+    assign_handler(r->h, std::move(h));
     if (d != nullptr) d->clear();
     std::string wire;
     if (!encode_or_reject(*engine_, *r, wire, command_kind::capa, {})) return;
@@ -563,7 +563,7 @@ void session_core::last(diagnostics* d, handler<std::uint64_t> h) {
 
 void session_core::fetch(std::vector<std::uint64_t> numbers, fetch_callbacks callbacks, handler<> h) {
     auto batch = std::make_shared<fetch_batch>();
-    batch->h = std::move(h);
+    assign_handler(batch->h, std::move(h));
     batch->ex = engine_->executor();
     batch->callbacks = std::move(callbacks);
     batch->remaining = numbers.size() + 1;  // +1: held until every command is submitted
@@ -587,7 +587,7 @@ void session_core::fetch(std::vector<std::uint64_t> numbers, fetch_callbacks cal
 
 void session_core::remove(std::vector<std::uint64_t> numbers, handler<std::vector<error_code>> h) {
     auto batch = std::make_shared<delete_batch>();
-    batch->h = std::move(h);
+    assign_handler(batch->h, std::move(h));
     batch->ex = engine_->executor();
     batch->results.resize(numbers.size());
     batch->remaining = numbers.size() + 1;

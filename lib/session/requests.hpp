@@ -20,6 +20,14 @@ namespace pop3::detail {
 
 class engine;
 
+/// Moves a handler into `target`. Boost 1.81's move assignment of
+/// any_completion_handler recurses without end (it converts from an lvalue
+/// of its own type), so every assignment goes through construction + swap.
+template <class Handler>
+void assign_handler(Handler& target, Handler&& source) noexcept {
+    Handler(std::move(source)).swap(target);
+}
+
 /// Calls `resume(ec)` when an asynchronous sink has stored a chunk.
 using resume_fn = std::function<void(error_code)>;
 

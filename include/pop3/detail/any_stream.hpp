@@ -8,6 +8,7 @@
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/stream.hpp>
@@ -52,11 +53,14 @@ public:
     explicit stream_adapter(Args&&... args) : stream_(std::forward<Args>(args)...) {}
 
     boost::asio::any_io_executor get_executor() override { return stream_.get_executor(); }
+    // The engine's handlers run on the stream's executor. Binding it also
+    // gives streams that post their completions (beast::tcp_stream) an
+    // executor they can require blocking.never of.
     void async_read_some(boost::asio::mutable_buffer buffer, io_handler handler) override {
-        stream_.async_read_some(buffer, std::move(handler));
+        stream_.async_read_some(buffer, boost::asio::bind_executor(stream_.get_executor(), std::move(handler)));
     }
     void async_write_some(boost::asio::const_buffer buffer, io_handler handler) override {
-        stream_.async_write_some(buffer, std::move(handler));
+        stream_.async_write_some(buffer, boost::asio::bind_executor(stream_.get_executor(), std::move(handler)));
     }
     void close() noexcept override {
         auto& lowest = boost::beast::get_lowest_layer(stream_);

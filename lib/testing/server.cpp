@@ -1,0 +1,586 @@
+#include <pop3/testing/server.hpp>
+
+#include "certificate.hpp"
+
+#include <pop3/apop.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <deque>
+#include <unordered_set>
+
+namespace pop3::testing {
+namespace asio = boost::asio;
+namespace ssl = boost::asio::ssl;
+using tcp = asio::ip::tcp;
+using clock = std::chrono::steady_clock;
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+namespace {
+
+struct stored_message {
+    std::string content;
+    std::string stuffed;  // dot-stuffed, terminator not included
+    std::string uid;
+};
+
+std::string stuff(const std::string& content) {
+    std::string out;
+    out.reserve(content.size() + content.size() / 64 + 8);
+    bool line_start = true;
+    for (char c : content) {
+        if (line_start && c == '.') out += '.';
+        out += c;
+        line_start = c == '\n';
+    }
+    return out;
+}
+
+// A stable UID: the first 16 hex digits of SHA-256 of the content.
+std::string make_uid(const std::string& content) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_Digest(content.data(), content.size(), md, &len, EVP_sha256(), nullptr);
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string uid;
+    for (unsigned i = 0; i < 8; ++i) {
+        uid += hex[md[i] >> 4];
+        uid += hex[md[i] & 15];
+    }
+    return uid;
+}
+
+struct account {
+    std::string password;
+    std::vector<std::shared_ptr<const stored_message>> messages;
+    std::optional<fault_plan> faults;
+    bool locked = false;
+    std::vector<std::string> deleted;
+};
+
+}  // namespace
+
+struct connection;
+
+struct server::impl : std::enable_shared_from_this<impl> {
+    asio::any_io_executor ex;
+    server_options options;
+    tcp::acceptor acceptor;
+    std::map<std::string, account> accounts;
+    server_stats stats;
+    detail::key_and_certificate identity;
+    std::shared_ptr<ssl::context> tls;
+    std::unordered_set<connection*> live;
+    bool running = false;
+    std::uint64_t next_connection_id = 0;
+
+    impl(asio::any_io_executor e, server_options o)
+        : ex(std::move(e)), options(std::move(o)), acceptor(ex) {
+        identity = detail::make_self_signed({"localhost"}, {"127.0.0.1", "::1"});
+        tls = std::make_shared<ssl::context>(ssl::context::tls_server);
+        tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                         ssl::context::no_sslv3);
+        tls->use_certificate_chain(asio::buffer(identity.certificate_pem));
+        tls->use_private_key(asio::buffer(identity.key_pem), ssl::context::pem);
+    }
+
+    asio::awaitable<void> accept_loop();
+};
+
+// One client connection: a reader that answers commands as they arrive and
+// queues the replies with their release time, and a writer that sends them.
+struct connection : std::enable_shared_from_this<connection> {
+    std::shared_ptr<server::impl> srv;
+    tcp::socket socket;
+    std::unique_ptr<ssl::stream<tcp::socket>> tls;
+    asio::steady_timer wake;
+    std::uint64_t id;
+
+    struct outgoing {
+        clock::time_point release;
+        std::string bytes;
+        bool close_after = false;
+    };
+    std::deque<outgoing> out;
+    bool writer_idle = true;
+    bool closing = false;
+    clock::time_point next_send{};
+    std::uint64_t written = 0;
+    std::uint64_t drop_at = 0;  // 0: never
+
+    // POP3 state
+    bool authorized = false;
+    std::string pending_user;
+    std::string user;
+    account* acct = nullptr;
+    std::vector<bool> marked;
+    std::uint64_t highest_accessed = 0;
+    std::uint64_t command_number = 0;
+    bool stalled = false;
+    bool upgrade_pending = false;
+    std::string timestamp;
+    const fault_plan* faults;
+
+    connection(std::shared_ptr<server::impl> s, tcp::socket sock, std::uint64_t n)
+        : srv(std::move(s)), socket(std::move(sock)), wake(srv->ex), id(n), faults(&srv->options.faults) {
+        srv->live.insert(this);
+        ++srv->stats.connections;
+        ++srv->stats.active;
+        srv->stats.peak_active = std::max(srv->stats.peak_active, srv->stats.active);
+        set_drop_point();
+    }
+    ~connection() {
+        srv->live.erase(this);
+        --srv->stats.active;
+        if (acct != nullptr) acct->locked = false;
+    }
+
+    void set_drop_point() {
+        drop_at = faults->drop_after_bytes.value_or(0);
+        if (faults->random_drop_seed != 0) {
+            std::uint64_t x = faults->random_drop_seed * 0x9E3779B97F4A7C15ull + id * 0xBF58476D1CE4E5B9ull;
+            x ^= x >> 31;
+            drop_at = 1 + x % std::max<std::uint64_t>(1, faults->random_drop_window);
+        }
+    }
+
+    void close() {
+        closing = true;
+        error_code ignored;
+        socket.close(ignored);
+        if (tls) tls->lowest_layer().close(ignored);
+        wake.cancel();
+    }
+
+    clock::duration round_trip() const { return 2 * srv->options.one_way_delay; }
+
+    void send(clock::time_point arrived, std::string bytes, bool close_after = false) {
+        out.push_back({arrived + round_trip(), std::move(bytes), close_after});
+        wake.cancel();
+    }
+
+    template <class Buffer>
+    asio::awaitable<std::tuple<error_code, std::size_t>> write_some(const Buffer& b) {
+        if (tls) co_return co_await tls->async_write_some(b, use_tuple);
+        co_return co_await socket.async_write_some(b, use_tuple);
+    }
+    template <class Buffer>
+    asio::awaitable<std::tuple<error_code, std::size_t>> read_some(const Buffer& b) {
+        if (tls) co_return co_await tls->async_read_some(b, use_tuple);
+        co_return co_await socket.async_read_some(b, use_tuple);
+    }
+
+    asio::awaitable<void> writer() {
+        auto self = shared_from_this();
+        const std::uint64_t bandwidth = srv->options.bandwidth;
+        while (!closing) {
+            if (out.empty()) {
+                writer_idle = true;
+                wake.expires_at(clock::time_point::max());
+                co_await wake.async_wait(use_tuple);
+                continue;
+            }
+            writer_idle = false;
+            outgoing& o = out.front();
+            if (clock::now() < o.release) {
+                wake.expires_at(o.release);
+                co_await wake.async_wait(use_tuple);
+                continue;
+            }
+            std::size_t pos = 0;
+            while (pos < o.bytes.size() && !closing) {
+                std::size_t n = o.bytes.size() - pos;
+                if (faults->one_byte_writes) n = 1;
+                if (bandwidth != 0) n = std::min<std::size_t>(n, 1024);
+                if (drop_at != 0) n = std::min<std::uint64_t>(n, drop_at - written);
+                if (bandwidth != 0) {
+                    // The link is busy until the previous octets are through;
+                    // these leave when they would have finished crossing it.
+                    const auto finish = std::max(clock::now(), next_send) +
+                                        std::chrono::nanoseconds(n * 1'000'000'000ull / bandwidth);
+                    next_send = finish;
+                    while (!closing && clock::now() < finish) {  // send() may wake us early
+                        wake.expires_at(finish);
+                        co_await wake.async_wait(use_tuple);
+                    }
+                    if (closing) break;
+                }
+                auto [ec, sent] = co_await write_some(asio::buffer(o.bytes.data() + pos, n));
+                if (ec) {
+                    close();
+                    co_return;
+                }
+                pos += sent;
+                written += sent;
+                srv->stats.bytes_out += sent;
+                if (drop_at != 0 && written >= drop_at) {
+                    close();
+                    co_return;
+                }
+            }
+            const bool close_after = o.close_after;
+            out.pop_front();
+            if (close_after) {
+                if (tls) {
+                    error_code ignored;
+                    tls->lowest_layer().shutdown(tcp::socket::shutdown_send, ignored);
+                }
+                close();
+                co_return;
+            }
+        }
+    }
+
+    asio::awaitable<void> reader() {
+        auto self = shared_from_this();
+        if (srv->options.tls == server_options::tls_mode::implicit) {
+            tls = std::make_unique<ssl::stream<tcp::socket>>(std::move(socket), *srv->tls);
+            auto [ec] = co_await tls->async_handshake(ssl::stream_base::server, use_tuple);
+            if (ec) {
+                close();
+                co_return;
+            }
+        }
+        asio::co_spawn(srv->ex, writer(), asio::detached);
+        greet();
+        std::string in;
+        std::array<char, 16 * 1024> buf;
+        while (!closing) {
+            auto [ec, n] = co_await read_some(asio::buffer(buf));
+            if (ec) break;
+            const auto arrived = clock::now();
+            in.append(buf.data(), n);
+            std::size_t start = 0;
+            for (std::size_t lf; !closing && (lf = in.find('\n', start)) != std::string::npos;) {
+                std::string_view line(in.data() + start, lf - start);
+                if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+                start = lf + 1;
+                handle(std::string(line), arrived);
+                if (upgrade_pending) {
+                    // Whatever followed STLS in the same read is dropped:
+                    // no plaintext may reach the TLS session (RFC 2595).
+                    start = in.size();
+                    break;
+                }
+            }
+            in.erase(0, start);
+            if (in.size() > 4096) {
+                send(arrived, "-ERR line too long\r\n", true);
+                break;
+            }
+            if (upgrade_pending) {
+                while (!out.empty() && !closing) {
+                    asio::steady_timer t(srv->ex, std::chrono::milliseconds(1));
+                    co_await t.async_wait(use_tuple);
+                }
+                if (closing) break;
+                tls = std::make_unique<ssl::stream<tcp::socket>>(std::move(socket), *srv->tls);
+                auto [hec] = co_await tls->async_handshake(ssl::stream_base::server, use_tuple);
+                upgrade_pending = false;
+                if (hec) break;
+            }
+        }
+        close();
+    }
+
+    void greet() {
+        const auto now = clock::now();
+        if (faults->greeting_err) {
+            send(now, "-ERR [SYS/TEMP] server not available\r\n", true);
+            return;
+        }
+        std::string g = "+OK POP3 test server ready";
+        if (srv->options.apop) {
+            timestamp = "<" + std::to_string(id) + "." + std::to_string(now.time_since_epoch().count() % 1000000007) +
+                        "@pop3.test>";
+            g += " " + timestamp;
+        }
+        send(now, g + "\r\n");
+    }
+
+    std::string capa_reply() const {
+        const auto& o = srv->options;
+        std::string r = "+OK Capability list follows\r\n";
+        if (o.top) r += "TOP\r\n";
+        if (o.user) r += "USER\r\n";
+        if (o.uidl) r += "UIDL\r\n";
+        if (o.resp_codes) r += "RESP-CODES\r\nAUTH-RESP-CODE\r\n";
+        if (o.pipelining) r += "PIPELINING\r\n";
+        if (o.tls == server_options::tls_mode::stls && !tls) r += "STLS\r\n";
+        if (o.login_delay != 0) r += "LOGIN-DELAY " + std::to_string(o.login_delay) + "\r\n";
+        if (!o.expire.empty()) r += "EXPIRE " + o.expire + "\r\n";
+        r += "IMPLEMENTATION pop3-testing\r\n.\r\n";
+        return r;
+    }
+
+    // The message numbered n (1-based), unless out of range or marked.
+    const stored_message* message(const std::string& arg) {
+        if (arg.empty() || arg.size() > 18 || arg.find_first_not_of("0123456789") != std::string::npos)
+            return nullptr;
+        const std::uint64_t n = std::stoull(arg);
+        if (n == 0 || n > acct->messages.size() || marked[n - 1]) return nullptr;
+        return acct->messages[n - 1].get();
+    }
+
+    void login(std::string name, clock::time_point at) {
+        auto it = srv->accounts.find(name);
+        if (it->second.faults) {
+            faults = &*it->second.faults;
+            set_drop_point();  // counted from the start of the connection
+        }
+        if (faults->in_use || it->second.locked) {
+            send(at, "-ERR [IN-USE] maildrop is locked\r\n");
+            return;
+        }
+        acct = &it->second;
+        acct->locked = true;
+        user = std::move(name);
+        authorized = true;
+        marked.assign(acct->messages.size(), false);
+        ++srv->stats.logins;
+        send(at, "+OK maildrop has " + std::to_string(acct->messages.size()) + " messages\r\n");
+    }
+
+    void handle(std::string line, clock::time_point at) {
+        ++srv->stats.commands;
+        ++command_number;
+        if (stalled) return;
+        if (faults->stall_at_command && command_number >= *faults->stall_at_command) {
+            stalled = true;
+            return;
+        }
+        if (faults->err_at_command && command_number == *faults->err_at_command) {
+            send(at, "-ERR [SYS/TEMP] injected fault\r\n");
+            return;
+        }
+        if (faults->garbage_at_command && command_number == *faults->garbage_at_command) {
+            send(at, "* this is not POP3\r\n");
+            return;
+        }
+        std::vector<std::string> args;
+        std::size_t pos = 0;
+        while (pos <= line.size()) {
+            const std::size_t sp = line.find(' ', pos);
+            args.push_back(line.substr(pos, sp == std::string::npos ? std::string::npos : sp - pos));
+            if (sp == std::string::npos) break;
+            pos = sp + 1;
+        }
+        std::string cmd = args.empty() ? std::string() : args[0];
+        for (char& c : cmd) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+        const auto& o = srv->options;
+
+        if (cmd == "CAPA") return send(at, capa_reply());
+        if (cmd == "QUIT") {
+            if (authorized) {
+                for (std::size_t i = acct->messages.size(); i-- > 0;) {
+                    if (!marked[i]) continue;
+                    acct->deleted.push_back(acct->messages[i]->content);
+                    acct->messages.erase(acct->messages.begin() + static_cast<std::ptrdiff_t>(i));
+                }
+                std::reverse(acct->deleted.end() - static_cast<std::ptrdiff_t>(
+                                                      std::count(marked.begin(), marked.end(), true)),
+                             acct->deleted.end());
+                acct->locked = false;
+                acct = nullptr;
+            }
+            return send(at, "+OK bye\r\n", true);
+        }
+        if (cmd == "NOOP") return send(at, authorized ? "+OK\r\n" : "-ERR not logged in\r\n");
+
+        if (!authorized) {
+            if (cmd == "USER" && o.user && args.size() == 2) {
+                pending_user = args[1];
+                return send(at, "+OK\r\n");
+            }
+            if (cmd == "PASS" && !pending_user.empty()) {
+                const std::string pass = line.size() > 5 ? line.substr(5) : std::string();
+                auto it = srv->accounts.find(pending_user);
+                if (it == srv->accounts.end() || it->second.password != pass) {
+                    pending_user.clear();
+                    return send(at, "-ERR [AUTH] invalid user name or password\r\n");
+                }
+                return login(pending_user, at);
+            }
+            if (cmd == "APOP" && o.apop && args.size() == 3) {
+                auto it = srv->accounts.find(args[1]);
+                if (it == srv->accounts.end() || apop_digest(timestamp, it->second.password) != args[2])
+                    return send(at, "-ERR [AUTH] authentication failed\r\n");
+                return login(args[1], at);
+            }
+            if (cmd == "STLS" && o.tls == server_options::tls_mode::stls && !tls) {
+                upgrade_pending = true;
+                return send(at, "+OK begin TLS negotiation\r\n");
+            }
+            return send(at, "-ERR not allowed before login\r\n");
+        }
+
+        if (cmd == "STAT") {
+            std::uint64_t count = 0, octets = 0;
+            for (std::size_t i = 0; i < marked.size(); ++i)
+                if (!marked[i]) {
+                    ++count;
+                    octets += acct->messages[i]->content.size();
+                }
+            return send(at, "+OK " + std::to_string(count) + " " + std::to_string(octets) + "\r\n");
+        }
+        if (cmd == "LIST" || (cmd == "UIDL" && o.uidl)) {
+            const bool uidl = cmd == "UIDL";
+            auto entry = [&](std::size_t i) {
+                return std::to_string(i + 1) + " " +
+                       (uidl ? acct->messages[i]->uid : std::to_string(acct->messages[i]->content.size()));
+            };
+            if (args.size() >= 2) {
+                if (message(args[1]) == nullptr) return send(at, "-ERR no such message\r\n");
+                return send(at, "+OK " + entry(std::stoull(args[1]) - 1) + "\r\n");
+            }
+            std::string r = "+OK\r\n";
+            for (std::size_t i = 0; i < marked.size(); ++i)
+                if (!marked[i]) r += entry(i) + "\r\n";
+            return send(at, r + ".\r\n");
+        }
+        if (cmd == "RETR" || (cmd == "TOP" && o.top)) {
+            const stored_message* m = args.size() >= 2 ? message(args[1]) : nullptr;
+            if (m == nullptr) return send(at, "-ERR no such message\r\n");
+            highest_accessed = std::max<std::uint64_t>(highest_accessed, std::stoull(args[1]));
+            if (cmd == "RETR")
+                return send(at, "+OK " + std::to_string(m->content.size()) + " octets\r\n" + m->stuffed + ".\r\n");
+            if (args.size() < 3 || args[2].empty() || args[2].find_first_not_of("0123456789") != std::string::npos)
+                return send(at, "-ERR bad line count\r\n");
+            const std::uint64_t lines = std::stoull(args[2]);
+            const std::size_t header_end = m->stuffed.find("\r\n\r\n");
+            std::size_t end = header_end == std::string::npos ? m->stuffed.size() : header_end + 4;
+            for (std::uint64_t k = 0; k < lines && end < m->stuffed.size(); ++k) {
+                const std::size_t lf = m->stuffed.find('\n', end);
+                end = lf == std::string::npos ? m->stuffed.size() : lf + 1;
+            }
+            return send(at, "+OK\r\n" + m->stuffed.substr(0, end) + ".\r\n");
+        }
+        if (cmd == "DELE") {
+            if (args.size() < 2 || message(args[1]) == nullptr) return send(at, "-ERR no such message\r\n");
+            const std::uint64_t n = std::stoull(args[1]);
+            marked[n - 1] = true;
+            return send(at, "+OK message " + args[1] + " deleted\r\n");
+        }
+        if (cmd == "RSET") {
+            marked.assign(marked.size(), false);
+            highest_accessed = 0;
+            return send(at, "+OK\r\n");
+        }
+        if (cmd == "LAST" && o.last) return send(at, "+OK " + std::to_string(highest_accessed) + "\r\n");
+        send(at, "-ERR unknown command\r\n");
+    }
+};
+
+asio::awaitable<void> server::impl::accept_loop() {
+    auto self = shared_from_this();
+    while (running) {
+        auto [ec, socket] = co_await acceptor.async_accept(use_tuple);
+        if (!running) break;
+        if (ec) {
+            if (ec == asio::error::operation_aborted) break;
+            continue;  // EMFILE and the like: keep serving the others
+        }
+        error_code ignored;
+        socket.set_option(tcp::no_delay(true), ignored);
+        auto c = std::make_shared<connection>(self, std::move(socket), ++next_connection_id);
+        asio::co_spawn(ex, c->reader(), asio::detached);
+    }
+}
+
+server::server(asio::any_io_executor ex, server_options options)
+    : impl_(std::make_shared<impl>(std::move(ex), std::move(options))) {}
+
+server::~server() { stop(); }
+
+void server::add_account(const std::string& user, const std::string& password, std::vector<std::string> messages,
+                         std::optional<fault_plan> faults) {
+    account a;
+    a.password = password;
+    a.faults = std::move(faults);
+    a.messages.reserve(messages.size());
+    for (auto& m : messages) {
+        auto s = std::make_shared<stored_message>();
+        s->stuffed = stuff(m);
+        s->uid = make_uid(m);
+        s->content = std::move(m);
+        a.messages.push_back(std::move(s));
+    }
+    impl_->accounts[user] = std::move(a);
+}
+
+error_code server::start() {
+    error_code ec;
+    const auto address = asio::ip::make_address(impl_->options.address, ec);
+    if (ec) return ec;
+    const tcp::endpoint ep(address, impl_->options.port);
+    impl_->acceptor.open(ep.protocol(), ec);
+    if (ec) return ec;
+    impl_->acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+    impl_->acceptor.bind(ep, ec);
+    if (ec) return ec;
+    impl_->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) return ec;
+    impl_->running = true;
+    asio::co_spawn(impl_->ex, impl_->accept_loop(), asio::detached);
+    return {};
+}
+
+void server::stop() {
+    impl_->running = false;
+    error_code ignored;
+    impl_->acceptor.close(ignored);
+    for (connection* c : std::vector<connection*>(impl_->live.begin(), impl_->live.end())) c->close();
+}
+
+unsigned short server::port() const noexcept {
+    error_code ec;
+    return impl_->acceptor.local_endpoint(ec).port();
+}
+const server_options& server::options() const noexcept { return impl_->options; }
+server_stats server::stats() const { return impl_->stats; }
+
+std::vector<std::string> server::messages(const std::string& user) const {
+    std::vector<std::string> out;
+    auto it = impl_->accounts.find(user);
+    if (it != impl_->accounts.end())
+        for (const auto& m : it->second.messages) out.push_back(m->content);
+    return out;
+}
+
+std::vector<std::string> server::uids(const std::string& user) const {
+    std::vector<std::string> out;
+    auto it = impl_->accounts.find(user);
+    if (it != impl_->accounts.end())
+        for (const auto& m : it->second.messages) out.push_back(m->uid);
+    return out;
+}
+
+std::vector<std::string> server::deleted(const std::string& user) const {
+    auto it = impl_->accounts.find(user);
+    return it == impl_->accounts.end() ? std::vector<std::string>{} : it->second.deleted;
+}
+
+const std::string& server::certificate_pem() const noexcept { return impl_->identity.certificate_pem; }
+
+std::shared_ptr<ssl::context> server::client_tls_context() const {
+    auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
+    ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
+                     ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+    ctx->set_verify_mode(ssl::verify_peer);
+    ctx->add_certificate_authority(asio::buffer(impl_->identity.certificate_pem));
+    return ctx;
+}
+
+}  // namespace pop3::testing
