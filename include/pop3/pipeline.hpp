@@ -26,8 +26,12 @@
 namespace pop3 {
 
 /// Commands in flight when the server advertises PIPELINING and the user
-/// set no depth. Measured: see bench/ and the engine's notes.
-inline constexpr std::size_t default_pipeline_depth = 64;
+/// set no depth. Measured with bench_pipelining_delay (1,000 messages of
+/// about 4 KiB): at 20 ms round trip, depth 64 takes 0.41 s, 256 takes
+/// 0.17 s, 1024 takes 0.11 s; at 0 ms every depth from 64 up runs at the
+/// same speed. 256 takes most of the gain while keeping what a server must
+/// buffer small (about 2.5 KB of commands).
+inline constexpr std::size_t default_pipeline_depth = 256;
 
 struct pipeline_options {
     /// Commands in flight at most; 0 means automatic: 1 until the server

@@ -35,6 +35,7 @@ engine::engine(asio::any_io_executor ex, session_options options)
       parser_(options_.limits),
       timer_(ex_) {
     pipe_.set_depth(options_.pipeline.depth == 0 ? 1 : options_.pipeline.depth);
+    read_chunk_ = std::min<std::size_t>(initial_read_chunk, std::max<std::size_t>(options_.read_size, 512));
     pipe_.set_byte_budget(options_.pipeline.reply_byte_budget);
 }
 
@@ -290,8 +291,10 @@ void engine::start_write() {
 void engine::start_read() {
     if (reading_ || sink_busy_ || !stream_ || state_ == session_state::failed) return;
     if (pipe_.front_in_flight() == nullptr) return;
-    // Make room: the parser has consumed [0, rbeg_).
-    const std::size_t want = options_.read_size + options_.limits.max_status_line;
+    // Make room: the parser has consumed [0, rbeg_). The buffer starts
+    // small (most replies are short) and doubles while reads fill it, up to
+    // read_size: a thousand sessions logging in do not hold 32 KiB each.
+    const std::size_t want = read_chunk_ + options_.limits.max_status_line;
     if (rbuf_.size() < want) rbuf_.resize(want);
     if (rbeg_ == rend_) {
         rbeg_ = rend_ = 0;
@@ -308,6 +311,8 @@ void engine::start_read() {
                                  if (gen != self->generation_) return;
                                  if (ec) return self->on_io_error(ec, true);
                                  self->stream_->after_read();
+                                 if (self->rend_ + n == self->rbuf_.size())
+                                     self->read_chunk_ = std::min(self->read_chunk_ * 2, self->options_.read_size);
                                  self->rend_ += n;
                                  self->touch();
                                  self->pump();
@@ -424,6 +429,7 @@ void engine::release_buffers() {
     if (rbeg_ != rend_ || reading_ || sink_busy_) return;
     std::vector<char>().swap(rbuf_);
     rbeg_ = rend_ = 0;
+    read_chunk_ = std::min<std::size_t>(initial_read_chunk, options_.read_size);
     pipe_.shrink();
 }
 

@@ -88,7 +88,9 @@ private:
     reply_parser parser_;
     bool parser_active_ = false;
 
+    static constexpr std::size_t initial_read_chunk = 4096;
     std::vector<char> rbuf_;
+    std::size_t read_chunk_ = initial_read_chunk;
     std::size_t rbeg_ = 0;
     std::size_t rend_ = 0;
     bool reading_ = false;
