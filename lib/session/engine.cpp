@@ -310,7 +310,7 @@ void engine::start_read() {
                                  self->reading_ = false;
                                  if (gen != self->generation_) return;
                                  if (ec) return self->on_io_error(ec, true);
-                                 self->stream_->after_read();
+                                 if (self->options_.tcp_quickack) self->stream_->after_read();
                                  if (self->rend_ + n == self->rbuf_.size())
                                      self->read_chunk_ = std::min(self->read_chunk_ * 2, self->options_.read_size);
                                  self->rend_ += n;
