@@ -33,7 +33,6 @@ std::vector<std::string> generate_messages(const maildrop_spec& spec) {
         m += "Date: Sat, 21 Nov 2026 12:00:00 +0000\r\n";
         if (spec.eight_bit) m += "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n";
         m += "\r\n";
-        std::size_t line = 0;
         while (m.size() + 2 < target) {
             std::string text;
             const auto kind = rng() % 29;
@@ -46,14 +45,14 @@ std::vector<std::string> generate_messages(const maildrop_spec& spec) {
                 text += words[rng() % std::size(words)];
                 if (spec.eight_bit && rng() % 23 == 0) text += "\xC3\xA9";
             }
-            text.resize(std::min(text.size(), target - m.size() - 2));
+            const std::size_t room = target - m.size() - 2;  // text octets that still fit
+            text.resize(std::min(text.size(), room));
+            if (room - text.size() == 1) text += 'x';  // no line can fill a single octet
             m += text;
             m += "\r\n";
-            ++line;
         }
-        if (m.size() < target) m += std::string(target - m.size(), 'x');
-        // A message ends with CRLF, so the wire form is well defined.
-        if (m.size() < 2 || m.compare(m.size() - 2, 2, "\r\n") != 0) m += "\r\n";
+        // Every message ends with CRLF (the header block does, and so does
+        // every line), so its wire form is well defined.
         out.push_back(std::move(m));
     }
     return out;
