@@ -356,35 +356,29 @@ struct delete_one final : request {
     asio::cancellation_slot slot() override { return batch->h.get_cancellation_slot(); }
 };
 
-template <class Request>
-std::unique_ptr<Request> make_request(engine& e, command_kind kind, diagnostics* d, auto&& h) {
-    auto r = std::make_unique<Request>();
+/// A request of type Request (built from `args`) for `kind`, completing `h`.
+template <class Request, class Handler, class... Args>
+std::unique_ptr<Request> make_request(engine& e, command_kind kind, diagnostics* d, Handler&& h, Args&&... args) {
+    auto r = std::make_unique<Request>(std::forward<Args>(args)...);
     r->kind = kind;
     r->diag = d;
     r->ex = e.executor();
-    assign_handler(r->h, std::move(h));
+    assign_handler(r->h, std::forward<Handler>(h));
     if (d != nullptr) d->clear();
     return r;
 }
 
-template <class Request>
-std::unique_ptr<Request> make_line_request(engine& e, command_kind kind, diagnostics* d, auto&& h) {
-    auto r = std::make_unique<Request>(e.options().limits.max_line);
-    r->kind = kind;
-    r->diag = d;
-    r->ex = e.executor();
-    assign_handler(r->h, std::move(h));
-    if (d != nullptr) d->clear();
-    return r;
-}
-
-/// Encodes `kind` with `args`, or completes `r` with the encoding error.
-bool encode_or_reject(engine& e, request& r, std::string& wire, command_kind kind,
-                      std::initializer_list<std::string_view> args) {
-    if (error_code ec = encode_command(wire, kind, args, e.options().encoding)) {
-        e.reject(r, ec);
+/// Encodes the request's command with `args` and hands it to the engine,
+/// its reply framed as shape_of() says; an encoding error completes it.
+bool encode_and_submit(engine& e, std::unique_ptr<request> r, std::initializer_list<std::string_view> args,
+                       bool barrier = false, std::uint64_t expected_reply = 0) {
+    std::string wire;
+    if (error_code ec = encode_command(wire, r->kind, args, e.options().encoding)) {
+        e.reject(*r, ec);
         return false;
     }
+    const reply_shape shape = shape_of(r->kind, args.size());
+    e.submit(std::move(r), std::move(wire), shape, barrier, expected_reply);
     return true;
 }
 
@@ -424,15 +418,8 @@ void session_core::connect(std::string host, std::string port, handler<> h) {
 void session_core::greeting(handler<> h) { engine_->start_greeting(std::move(h)); }
 
 void session_core::capa(diagnostics* d, handler<capabilities> h) {
-    auto r = std::make_unique<capa_request>(engine_->options().limits);
-    r->kind = command_kind::capa;
-    r->diag = d;
-    r->ex = engine_->executor();
-    assign_handler(r->h, std::move(h));
-    if (d != nullptr) d->clear();
-    std::string wire;
-    if (!encode_or_reject(*engine_, *r, wire, command_kind::capa, {})) return;
-    engine_->submit(std::move(r), std::move(wire), reply_shape::multi_line, false);
+    const parser_limits& limits = engine_->options().limits;
+    encode_and_submit(*engine_, make_request<capa_request>(*engine_, command_kind::capa, d, std::move(h), limits), {});
 }
 
 void session_core::login(std::string user, std::string password, diagnostics* d, handler<> h) {
@@ -440,19 +427,24 @@ void session_core::login(std::string user, std::string password, diagnostics* d,
     if (!engine_->encrypted() && !engine_->options().allow_plaintext_auth &&
         engine_->state() != session_state::failed)
         return engine_->reject(*pass, error::plaintext_auth_refused);
+    // Both commands are checked before either is queued: a bad password
+    // must not leave a lone USER behind.
+    std::string probe;
+    for (auto [kind, arg] : {std::pair{command_kind::user, std::string_view(user)},
+                             std::pair{command_kind::pass, std::string_view(password)}}) {
+        if (error_code ec = encode_command(probe, kind, {arg}, engine_->options().encoding))
+            return engine_->reject(*pass, ec);
+    }
     auto shared = std::make_shared<login_shared>();
     auto usr = std::make_unique<user_step>();
     usr->kind = command_kind::user;
     usr->shared = shared;
     usr->group = pass.get();
     pass->shared = shared;
-    std::string user_wire, pass_wire;
-    if (!encode_or_reject(*engine_, *pass, user_wire, command_kind::user, {user})) return;
-    if (!encode_or_reject(*engine_, *pass, pass_wire, command_kind::pass, {password})) return;
     // USER and PASS may share one write when the server pipelines; PASS is
     // a barrier: what follows runs in the state the login leaves.
-    engine_->submit(std::move(usr), std::move(user_wire), reply_shape::single_line, false);
-    engine_->submit(std::move(pass), std::move(pass_wire), reply_shape::single_line, true);
+    encode_and_submit(*engine_, std::move(usr), {user});
+    encode_and_submit(*engine_, std::move(pass), {password}, true);
 }
 
 void session_core::apop(std::string user, std::string secret, diagnostics* d, handler<> h) {
@@ -461,60 +453,47 @@ void session_core::apop(std::string user, std::string secret, diagnostics* d, ha
     if (error_code ec = find_apop_timestamp(engine_->greeting(), timestamp)) {
         if (engine_->state() == session_state::authorization) return engine_->reject(*r, ec);
     }
-    std::string wire;
     const std::string digest = apop_digest(timestamp, secret);
-    if (!encode_or_reject(*engine_, *r, wire, command_kind::apop, {user, digest})) return;
-    engine_->submit(std::move(r), std::move(wire), reply_shape::single_line, true);
+    encode_and_submit(*engine_, std::move(r), {user, digest}, true);
 }
 
 void session_core::stat(diagnostics* d, handler<stat_info> h) {
-    auto r = make_request<stat_request>(*engine_, command_kind::stat, d, std::move(h));
-    std::string wire;
-    if (!encode_or_reject(*engine_, *r, wire, command_kind::stat, {})) return;
-    engine_->submit(std::move(r), std::move(wire), reply_shape::single_line, false);
+    encode_and_submit(*engine_, make_request<stat_request>(*engine_, command_kind::stat, d, std::move(h)), {});
 }
 
 void session_core::list(diagnostics* d, handler<std::vector<list_entry>> h) {
-    auto r = make_line_request<list_request>(*engine_, command_kind::list, d, std::move(h));
-    std::string wire;
-    if (!encode_or_reject(*engine_, *r, wire, command_kind::list, {})) return;
-    engine_->submit(std::move(r), std::move(wire), reply_shape::multi_line, false);
+    const std::size_t max_line = engine_->options().limits.max_line;
+    encode_and_submit(*engine_, make_request<list_request>(*engine_, command_kind::list, d, std::move(h), max_line),
+                      {});
 }
 
 void session_core::list_one(std::uint64_t n, diagnostics* d, handler<list_entry> h) {
-    auto r = make_request<list_one_request>(*engine_, command_kind::list, d, std::move(h));
-    std::string wire;
-    if (!encode_or_reject(*engine_, *r, wire, command_kind::list, {number_text(n)})) return;
-    engine_->submit(std::move(r), std::move(wire), reply_shape::single_line, false);
+    encode_and_submit(*engine_, make_request<list_one_request>(*engine_, command_kind::list, d, std::move(h)),
+                      {number_text(n)});
 }
 
 void session_core::uidl(diagnostics* d, handler<std::vector<uidl_entry>> h) {
-    auto r = make_line_request<uidl_request>(*engine_, command_kind::uidl, d, std::move(h));
-    std::string wire;
-    if (!encode_or_reject(*engine_, *r, wire, command_kind::uidl, {})) return;
-    engine_->submit(std::move(r), std::move(wire), reply_shape::multi_line, false);
+    const std::size_t max_line = engine_->options().limits.max_line;
+    encode_and_submit(*engine_, make_request<uidl_request>(*engine_, command_kind::uidl, d, std::move(h), max_line),
+                      {});
 }
 
 void session_core::uidl_one(std::uint64_t n, diagnostics* d, handler<uidl_entry> h) {
-    auto r = make_request<uidl_one_request>(*engine_, command_kind::uidl, d, std::move(h));
-    std::string wire;
-    if (!encode_or_reject(*engine_, *r, wire, command_kind::uidl, {number_text(n)})) return;
-    engine_->submit(std::move(r), std::move(wire), reply_shape::single_line, false);
+    encode_and_submit(*engine_, make_request<uidl_one_request>(*engine_, command_kind::uidl, d, std::move(h)),
+                      {number_text(n)});
 }
 
 void session_core::list_uidl(diagnostics* d, handler<std::vector<message_info>> h) {
-    auto uidl = make_line_request<uidl_part>(*engine_, command_kind::uidl, d, std::move(h));
+    const std::size_t max_line = engine_->options().limits.max_line;
+    auto uidl = make_request<uidl_part>(*engine_, command_kind::uidl, d, std::move(h), max_line);
     auto shared = std::make_shared<list_uidl_shared>();
-    auto list = std::make_unique<list_part>(engine_->options().limits.max_line);
+    auto list = std::make_unique<list_part>(max_line);
     list->kind = command_kind::list;
     list->shared = shared;
     list->group = uidl.get();
     uidl->shared = shared;
-    std::string list_wire, uidl_wire;
-    if (!encode_or_reject(*engine_, *uidl, list_wire, command_kind::list, {})) return;
-    if (!encode_or_reject(*engine_, *uidl, uidl_wire, command_kind::uidl, {})) return;
-    engine_->submit(std::move(list), std::move(list_wire), reply_shape::multi_line, false);
-    engine_->submit(std::move(uidl), std::move(uidl_wire), reply_shape::multi_line, false);
+    encode_and_submit(*engine_, std::move(list), {});
+    encode_and_submit(*engine_, std::move(uidl), {});
 }
 
 void session_core::retr(std::uint64_t n, diagnostics* d, handler<std::string> h) {
@@ -522,43 +501,31 @@ void session_core::retr(std::uint64_t n, diagnostics* d, handler<std::string> h)
     r->cap = engine_->options().max_message_size;
     const std::uint64_t expected = engine_->expected_size(n);
     r->result.reserve(static_cast<std::size_t>(std::min(expected, r->cap)));
-    std::string wire;
-    if (!encode_or_reject(*engine_, *r, wire, command_kind::retr, {number_text(n)})) return;
-    engine_->submit(std::move(r), std::move(wire), reply_shape::multi_line, false, expected);
+    encode_and_submit(*engine_, std::move(r), {number_text(n)}, false, expected);
 }
 
 void session_core::retr_to(std::uint64_t n, body_sink sink, diagnostics* d, handler<std::uint64_t> h) {
     auto r = make_request<sink_request>(*engine_, command_kind::retr, d, std::move(h));
     r->sink = std::move(sink);
-    std::string wire;
-    if (!encode_or_reject(*engine_, *r, wire, command_kind::retr, {number_text(n)})) return;
-    engine_->submit(std::move(r), std::move(wire), reply_shape::multi_line, false, engine_->expected_size(n));
+    encode_and_submit(*engine_, std::move(r), {number_text(n)}, false, engine_->expected_size(n));
 }
 
 void session_core::top(std::uint64_t n, std::uint64_t lines, diagnostics* d, handler<std::string> h) {
     auto r = make_request<string_body_request>(*engine_, command_kind::top, d, std::move(h));
     r->cap = engine_->options().max_message_size;
-    std::string wire;
-    if (!encode_or_reject(*engine_, *r, wire, command_kind::top, {number_text(n), number_text(lines)}))
-        return;
-    engine_->submit(std::move(r), std::move(wire), reply_shape::multi_line, false);
+    encode_and_submit(*engine_, std::move(r), {number_text(n), number_text(lines)});
 }
 
 void session_core::simple(command_kind kind, std::uint64_t n, diagnostics* d, handler<> h) {
     auto r = make_request<status_request>(*engine_, kind, d, std::move(h));
-    std::string wire;
-    const bool ok = kind == command_kind::dele
-                        ? encode_or_reject(*engine_, *r, wire, kind, {number_text(n)})
-                        : encode_or_reject(*engine_, *r, wire, kind, {});
-    if (!ok) return;
-    engine_->submit(std::move(r), std::move(wire), reply_shape::single_line, kind == command_kind::quit);
+    if (kind == command_kind::dele)
+        encode_and_submit(*engine_, std::move(r), {number_text(n)});
+    else
+        encode_and_submit(*engine_, std::move(r), {}, kind == command_kind::quit);
 }
 
 void session_core::last(diagnostics* d, handler<std::uint64_t> h) {
-    auto r = make_request<last_request>(*engine_, command_kind::last, d, std::move(h));
-    std::string wire;
-    if (!encode_or_reject(*engine_, *r, wire, command_kind::last, {})) return;
-    engine_->submit(std::move(r), std::move(wire), reply_shape::single_line, false);
+    encode_and_submit(*engine_, make_request<last_request>(*engine_, command_kind::last, d, std::move(h)), {});
 }
 
 void session_core::fetch(std::vector<std::uint64_t> numbers, fetch_callbacks callbacks, handler<> h) {
@@ -574,13 +541,7 @@ void session_core::fetch(std::vector<std::uint64_t> numbers, fetch_callbacks cal
         r->number = n;
         r->diag = &r->own_diag;
         r->group = batch.get();
-        std::string wire;
-        if (error_code ec = encode_command(wire, command_kind::retr, {number_text(n)})) {
-            r->fail(ec);
-            continue;
-        }
-        engine_->submit(std::move(r), std::move(wire), reply_shape::multi_line, false,
-                        engine_->expected_size(n));
+        encode_and_submit(*engine_, std::move(r), {number_text(n)}, false, engine_->expected_size(n));
     }
     batch->one_done({}, [] { return std::tuple<>(); });
 }
@@ -597,12 +558,7 @@ void session_core::remove(std::vector<std::uint64_t> numbers, handler<std::vecto
         r->batch = batch;
         r->index = i;
         r->group = batch.get();
-        std::string wire;
-        if (error_code ec = encode_command(wire, command_kind::dele, {number_text(numbers[i])})) {
-            r->fail(ec);
-            continue;
-        }
-        engine_->submit(std::move(r), std::move(wire), reply_shape::single_line, false);
+        encode_and_submit(*engine_, std::move(r), {number_text(numbers[i])});
     }
     batch->one_done({}, [b = batch.get()] { return std::make_tuple(std::move(b->results)); });
 }

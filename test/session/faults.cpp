@@ -4,6 +4,7 @@
 #include <pop3/testing/server.hpp>
 
 #include "../support/run.hpp"
+#include "../support/server_fixture.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -20,26 +21,10 @@ using asio::use_awaitable;
 constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
 
 namespace {
-struct fixture {
-    asio::io_context ioc;
-    testing::server server;
-    std::vector<std::string> mail;
+struct fixture : pop3::test::server_fixture {
     explicit fixture(testing::server_options options = {}, std::optional<testing::fault_plan> faults = {})
-        : server(ioc.get_executor(), options) {
-        testing::maildrop_spec spec;
-        spec.count = 8;
-        spec.median_size = 20000;
-        mail = testing::generate_messages(spec);
-        server.add_account("alice", "wonderland", mail, faults);
-        REQUIRE(!server.start());
-    }
-    session_options options() const {
-        session_options o;
-        o.allow_plaintext_auth = true;
-        o.reply_timeout = std::chrono::milliseconds(300);
-        return o;
-    }
-    std::string port() const { return std::to_string(server.port()); }
+        : server_fixture(options, make_spec(8, 20000), faults) {}
+    session_options options() const { return plain_options(std::chrono::milliseconds(300)); }
 };
 }  // namespace
 

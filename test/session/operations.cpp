@@ -4,6 +4,7 @@
 #include <pop3/testing/server.hpp>
 
 #include "../support/run.hpp"
+#include "../support/server_fixture.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/deferred.hpp>
@@ -20,36 +21,9 @@ constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
 
 namespace {
 
-struct fixture {
-    asio::io_context ioc;
-    testing::server server;
-    std::vector<std::string> mail;
-
+struct fixture : pop3::test::server_fixture {
     explicit fixture(testing::server_options options = {}, std::size_t count = 12)
-        : server(ioc.get_executor(), options) {
-        testing::maildrop_spec spec;
-        spec.count = count;
-        spec.seed = 7;
-        mail = testing::generate_messages(spec);
-        server.add_account("alice", "wonderland", mail);
-        REQUIRE(!server.start());
-    }
-
-    session_options plain_options() const {
-        session_options o;
-        o.allow_plaintext_auth = true;  // loopback test server without TLS
-        o.reply_timeout = std::chrono::seconds(10);
-        return o;
-    }
-    std::string port() const { return std::to_string(server.port()); }
-
-    awaitable<session> logged_in(session_options o) {
-        session s(ioc, o);
-        co_await s.async_connect("127.0.0.1", port(), use_awaitable);
-        co_await s.async_capa(use_awaitable);
-        co_await s.async_login("alice", "wonderland", use_awaitable);
-        co_return s;
-    }
+        : server_fixture(options, make_spec(count)) {}
 };
 
 }  // namespace
