@@ -394,7 +394,9 @@ struct connection : std::enable_shared_from_this<connection> {
                              acct->deleted.end());
                 acct->locked = false;
                 acct = nullptr;
+                authorized = false;
             }
+            stalled = true;  // nothing after QUIT is answered
             return send(at, "+OK bye\r\n", true);
         }
         if (cmd == "NOOP") return send(at, authorized ? "+OK\r\n" : "-ERR not logged in\r\n");

@@ -6,6 +6,8 @@
 #include "../support/run.hpp"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
 #include <doctest/doctest.h>
 
 #include <filesystem>
@@ -131,4 +133,27 @@ TEST_CASE("the server counts connections, and the peak") {
     });
     CHECK(server.stats().peak_active == 20);
     CHECK(server.stats().connections == 20);
+}
+
+TEST_CASE("commands pipelined behind QUIT are not answered") {
+    asio::io_context ioc;
+    testing::server server(ioc.get_executor());
+    server.add_account("q", "pw", testing::generate_messages({}));
+    REQUIRE(!server.start());
+    pop3::test::run(ioc, [&]() -> awaitable<void> {
+        asio::ip::tcp::socket sock(ioc);
+        co_await sock.async_connect({asio::ip::make_address("127.0.0.1"), server.port()}, use_awaitable);
+        const std::string script = "USER q\r\nPASS pw\r\nDELE 1\r\nQUIT\r\nSTAT\r\nDELE 2\r\n";
+        co_await asio::async_write(sock, asio::buffer(script), use_awaitable);
+        std::string got;
+        char buf[4096];
+        for (;;) {
+            auto [ec, n] = co_await sock.async_read_some(asio::buffer(buf), asio::as_tuple(use_awaitable));
+            if (ec) break;
+            got.append(buf, n);
+        }
+        CHECK(got.substr(got.size() - 9) == "+OK bye\r\n");
+        CHECK(got.find("+OK 9 ") == std::string::npos);  // no STAT answer
+    });
+    CHECK(server.deleted("q").size() == 1);
 }
