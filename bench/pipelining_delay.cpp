@@ -50,7 +50,8 @@ run_result fetch_all(unsigned short port, std::size_t depth, const std::vector<s
             std::vector<std::uint64_t> numbers;
             for (std::size_t i = 1; i <= expected.size(); ++i) numbers.push_back(i);
             pop3::fetch_callbacks cb;
-            cb.open = [&](std::uint64_t n) {
+            cb.open = [&](const pop3::message_info& m) {
+            const std::uint64_t n = m.number;
                 pop3::body_sink sink;
                 sink.write = [&got, n](std::string_view chunk) {
                     got[n - 1].append(chunk);

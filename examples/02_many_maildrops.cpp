@@ -37,7 +37,8 @@ asio::awaitable<void> drain(pop3::session_options options, std::string port, std
     for (const auto& e : listing) numbers.push_back(e.number);
     std::vector<std::string> got(listing.size() + 1);
     pop3::fetch_callbacks cb;
-    cb.open = [&](std::uint64_t n) {
+    cb.open = [&](const pop3::message_info& m) {
+            const std::uint64_t n = m.number;
         pop3::body_sink sink;
         sink.write = [&got, n](std::string_view chunk) {
             got[n].append(chunk);

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <string_view>
 
 namespace pop3 {
@@ -32,21 +33,22 @@ struct body_sink {
         async_write;
 };
 
-/// For async_fetch: the sink of each message and its outcome.
-struct fetch_callbacks {
-    /// Called when a message's +OK arrives; returns where its body goes.
-    std::function<body_sink(std::uint64_t number)> open;
-    /// Called once per message, in order: no error when the body was stored
-    /// whole; server_refused (see diagnostics) on -ERR; the sink's error if
-    /// it refused; the fatal error if the session broke during the batch.
-    std::function<void(std::uint64_t number, error_code ec, const diagnostics& diag)> done;
-};
-
 /// A message as LIST and UIDL describe it together.
 struct message_info {
     std::uint64_t number = 0;
-    std::uint64_t octets = 0;
-    std::string uid;  ///< empty when UIDL did not list the message
+    std::uint64_t octets = 0;  ///< 0 when the session has not seen LIST for it
+    std::string uid;           ///< empty when the session has not seen UIDL for it
+};
+
+/// For async_fetch and async_fetch_uids: the sink of each message and its
+/// outcome. Both run on the session's executor and may start operations.
+struct fetch_callbacks {
+    /// Called when a message's +OK arrives; returns where its body goes.
+    std::function<body_sink(const message_info& message)> open;
+    /// Called once per message, in order: no error when the body was stored
+    /// whole; server_refused (see diagnostics) on -ERR; the sink's error if
+    /// it refused; the fatal error if the session broke during the batch.
+    std::function<void(const message_info& message, error_code ec, const diagnostics& diag)> done;
 };
 
 }  // namespace pop3

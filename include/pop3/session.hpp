@@ -272,6 +272,19 @@ public:
             std::move(numbers), std::move(callbacks));
     }
 
+    /// RETR of the messages with these UIDs: UIDL, then a pipelined fetch.
+    /// Completion: void(error_code, std::vector<std::string> missing): a
+    /// fatal error or none, and the UIDs the server does not have.
+    template <class Token>
+    auto async_fetch_uids(std::vector<std::string> uids, fetch_callbacks callbacks, Token&& token) {
+        return initiate<void(error_code, std::vector<std::string>)>(
+            std::forward<Token>(token),
+            [](auto h, detail::session_core* c, std::vector<std::string> u, fetch_callbacks cb) {
+                c->fetch_uids(std::move(u), std::move(cb), std::move(h));
+            },
+            std::move(uids), std::move(callbacks));
+    }
+
     /// DELE of many messages, pipelined. Completion: void(error_code,
     /// std::vector<error_code>): a fatal error or none, and each message's
     /// outcome in the order given.

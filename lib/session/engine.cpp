@@ -171,6 +171,14 @@ std::uint64_t engine::expected_size(std::uint64_t number) const {
     return it == sizes_.end() ? 0 : it->second;
 }
 
+void engine::remember_uid(std::uint64_t number, const std::string& uid) { uids_[number] = uid; }
+
+message_info engine::known(std::uint64_t number) const {
+    message_info m{number, expected_size(number), {}};
+    if (auto it = uids_.find(number); it != uids_.end()) m.uid = it->second;
+    return m;
+}
+
 // ---------------------------------------------------------------------------
 // Submitting and cancelling
 

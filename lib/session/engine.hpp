@@ -48,6 +48,9 @@ public:
     void on_capabilities(const capabilities& caps);
     void remember_size(std::uint64_t number, std::uint64_t octets);
     std::uint64_t expected_size(std::uint64_t number) const;
+    void remember_uid(std::uint64_t number, const std::string& uid);
+    /// What the session knows of a message from LIST and UIDL.
+    message_info known(std::uint64_t number) const;
 
     boost::asio::any_io_executor executor() const noexcept { return ex_; }
     const session_options& options() const noexcept { return options_; }
@@ -104,7 +107,8 @@ private:
     error_code failure_;
     std::optional<capabilities> caps_;
     std::string greeting_;
-    std::unordered_map<std::uint64_t, std::uint64_t> sizes_;
+    std::unordered_map<std::uint64_t, std::uint64_t> sizes_;  // from LIST, for the byte budget
+    std::unordered_map<std::uint64_t, std::string> uids_;     // from UIDL, for fetch callbacks
 
     boost::asio::steady_timer timer_;
     bool timer_armed_ = false;

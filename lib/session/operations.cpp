@@ -6,6 +6,8 @@
 #include <pop3/apop.hpp>
 #include <pop3/listing.hpp>
 
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/error.hpp>
 
 #include <algorithm>
@@ -95,6 +97,7 @@ struct uidl_one_request final : typed_request<uidl_entry> {
     void on_status(engine& e, const status_line& s) override {
         request::on_status(e, s);
         if (ok()) body_error = parse_uidl_line(s.text, result);
+        if (ok() && !body_error) e.remember_uid(result.number, result.uid);
     }
     void on_end(engine&) override { finish(outcome(), std::move(result)); }
 };
@@ -158,9 +161,10 @@ struct list_request final : line_request<typed_request<std::vector<list_entry>>>
 struct uidl_request final : line_request<typed_request<std::vector<uidl_entry>>> {
     std::vector<uidl_entry> result;
     using line_request::line_request;
-    error_code on_line(engine&, std::string_view line) override {
+    error_code on_line(engine& e, std::string_view line) override {
         uidl_entry entry;
         if (auto ec = parse_uidl_line(line, entry)) return ec;
+        e.remember_uid(entry.number, entry.uid);
         result.push_back(std::move(entry));
         return {};
     }
@@ -213,9 +217,10 @@ struct uidl_part final : line_request<typed_request<std::vector<message_info>>> 
     std::shared_ptr<list_uidl_shared> shared;
     std::unordered_map<std::uint64_t, std::string> uids;
     using line_request::line_request;
-    error_code on_line(engine&, std::string_view line) override {
+    error_code on_line(engine& e, std::string_view line) override {
         uidl_entry entry;
         if (auto ec = parse_uidl_line(line, entry)) return ec;
+        e.remember_uid(entry.number, entry.uid);
         uids[entry.number] = std::move(entry.uid);
         return {};
     }
@@ -309,14 +314,14 @@ struct fetch_batch : batch_state<> {
 
 struct fetch_one final : request {
     std::shared_ptr<fetch_batch> batch;
-    std::uint64_t number = 0;
+    message_info info;
     diagnostics own_diag;
     body_sink sink;
     bool done = false;
 
     void on_status(engine& e, const status_line& s) override {
         request::on_status(e, s);
-        if (ok() && batch->callbacks.open) sink = batch->callbacks.open(number);
+        if (ok() && batch->callbacks.open) sink = batch->callbacks.open(info);
     }
     bool on_body(engine&, std::string_view chunk, const resume_fn& resume) override {
         return write_to_sink(sink, chunk, resume, body_error);
@@ -329,7 +334,7 @@ struct fetch_one final : request {
     void settle(error_code ec) {
         if (done) return;
         done = true;
-        if (batch->callbacks.done) batch->callbacks.done(number, ec, own_diag);
+        if (batch->callbacks.done) batch->callbacks.done(info, ec, own_diag);
         batch->one_done(ec, [] { return std::tuple<>(); });
     }
     bool complete() const noexcept override { return done; }
@@ -538,12 +543,46 @@ void session_core::fetch(std::vector<std::uint64_t> numbers, fetch_callbacks cal
         auto r = std::make_unique<fetch_one>();
         r->kind = command_kind::retr;
         r->batch = batch;
-        r->number = n;
+        r->info = engine_->known(n);
         r->diag = &r->own_diag;
         r->group = batch.get();
         encode_and_submit(*engine_, std::move(r), {number_text(n)}, false, engine_->expected_size(n));
     }
     batch->one_done({}, [] { return std::tuple<>(); });
+}
+
+void session_core::fetch_uids(std::vector<std::string> uids, fetch_callbacks callbacks,
+                              handler<std::vector<std::string>> h) {
+    // UIDL, then a pipelined fetch of the numbers found. Each stage's
+    // handler carries the user's cancellation slot, so cancelling works in
+    // both.
+    const auto user_slot = h.get_cancellation_slot();
+    auto after_uidl = [this, engine = std::weak_ptr<detail::engine>(engine_), uids = std::move(uids),
+                       callbacks = std::move(callbacks),
+                       h = std::move(h)](error_code ec, std::vector<uidl_entry> listing) mutable {
+        if (ec || engine.expired()) {
+            asio::dispatch(asio::append(std::move(h), ec ? ec : error_code(asio::error::operation_aborted),
+                                        std::vector<std::string>{}));
+            return;
+        }
+        std::unordered_map<std::string_view, std::uint64_t> by_uid;
+        for (const auto& e : listing) by_uid.emplace(e.uid, e.number);
+        std::vector<std::uint64_t> numbers;
+        std::vector<std::string> missing;
+        for (auto& uid : uids) {
+            if (auto it = by_uid.find(uid); it != by_uid.end())
+                numbers.push_back(it->second);
+            else
+                missing.push_back(std::move(uid));
+        }
+        const auto slot = h.get_cancellation_slot();
+        fetch(std::move(numbers), std::move(callbacks),
+              asio::bind_cancellation_slot(
+                  slot, [h = std::move(h), missing = std::move(missing)](error_code fetch_ec) mutable {
+                      asio::dispatch(asio::append(std::move(h), fetch_ec, std::move(missing)));
+                  }));
+    };
+    uidl(nullptr, asio::bind_cancellation_slot(user_slot, std::move(after_uidl)));
 }
 
 void session_core::remove(std::vector<std::uint64_t> numbers, handler<std::vector<error_code>> h) {

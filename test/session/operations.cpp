@@ -221,7 +221,8 @@ TEST_CASE("pipelined and lock-step runs give byte-identical messages") {
             CHECK(s.pipeline_depth() == (depth == 0 ? default_pipeline_depth : depth));
             std::vector<std::string> got(f.mail.size());
             fetch_callbacks cb;
-            cb.open = [&](std::uint64_t n) {
+            cb.open = [&](const pop3::message_info& m) {
+            const std::uint64_t n = m.number;
                 body_sink sink;
                 sink.write = [&got, n](std::string_view chunk) {
                     got[n - 1].append(chunk);
@@ -235,6 +236,54 @@ TEST_CASE("pipelined and lock-step runs give byte-identical messages") {
             CHECK(got == f.mail);
         });
     }
+}
+
+TEST_CASE("fetching by UID, with one the server does not have") {
+    fixture f({}, 10);
+    pop3::test::run(f.ioc, [&]() -> awaitable<void> {
+        session s = co_await f.logged_in(f.plain_options());
+        const auto server_uids = f.server.uids("alice");
+        std::vector<std::string> wanted{server_uids[7], "no-such-uid", server_uids[2]};
+        std::map<std::string, std::string> bodies;
+        std::vector<std::uint64_t> numbers;
+        fetch_callbacks cb;
+        cb.open = [&](const message_info& m) {
+            numbers.push_back(m.number);
+            body_sink sink;
+            sink.write = [&bodies, uid = m.uid](std::string_view c) {
+                bodies[uid].append(c);
+                return error_code{};
+            };
+            return sink;
+        };
+        const auto missing = co_await s.async_fetch_uids(wanted, cb, use_awaitable);
+        CHECK(missing == std::vector<std::string>{"no-such-uid"});
+        CHECK(numbers == std::vector<std::uint64_t>{8, 3});
+        CHECK(bodies[server_uids[7]] == f.mail[7]);
+        CHECK(bodies[server_uids[2]] == f.mail[2]);
+        CHECK(bodies.size() == 2);
+    });
+}
+
+TEST_CASE("fetch callbacks see the size and UID the session learned") {
+    fixture f({}, 4);
+    pop3::test::run(f.ioc, [&]() -> awaitable<void> {
+        session s = co_await f.logged_in(f.plain_options());
+        co_await s.async_list_uidl(use_awaitable);
+        std::vector<message_info> seen;
+        fetch_callbacks cb;
+        cb.done = [&](const message_info& m, error_code ec, const diagnostics&) {
+            CHECK(!ec);
+            seen.push_back(m);
+        };
+        std::vector<std::uint64_t> numbers{4, 1};
+        co_await s.async_fetch(numbers, cb, use_awaitable);
+        REQUIRE(seen.size() == 2);
+        CHECK(seen[0].number == 4);
+        CHECK(seen[0].octets == f.mail[3].size());
+        CHECK(seen[0].uid == f.server.uids("alice")[3]);
+        CHECK(seen[1].uid == f.server.uids("alice")[0]);
+    });
 }
 
 TEST_CASE("a server without PIPELINING is driven lock-step") {
@@ -256,7 +305,8 @@ TEST_CASE("-ERR in the middle of a batch belongs to its own message") {
         std::map<std::uint64_t, error_code> outcome;
         std::map<std::uint64_t, std::string> texts;
         fetch_callbacks cb;
-        cb.open = [&](std::uint64_t n) {
+        cb.open = [&](const pop3::message_info& m) {
+            const std::uint64_t n = m.number;
             body_sink sink;
             sink.write = [&bodies, n](std::string_view c) {
                 bodies[n].append(c);
@@ -264,7 +314,8 @@ TEST_CASE("-ERR in the middle of a batch belongs to its own message") {
             };
             return sink;
         };
-        cb.done = [&](std::uint64_t n, error_code ec, const diagnostics& d) {
+        cb.done = [&](const message_info& m, error_code ec, const diagnostics& d) {
+            const std::uint64_t n = m.number;
             outcome[n] = ec;
             texts[n] = d.server_message();
         };

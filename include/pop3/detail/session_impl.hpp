@@ -65,6 +65,7 @@ public:
     void simple(command_kind kind, std::uint64_t n, diagnostics* d, handler<> h);
     void last(diagnostics* d, handler<std::uint64_t> h);
     void fetch(std::vector<std::uint64_t> numbers, fetch_callbacks callbacks, handler<> h);
+    void fetch_uids(std::vector<std::string> uids, fetch_callbacks callbacks, handler<std::vector<std::string>> h);
     void remove(std::vector<std::uint64_t> numbers, handler<std::vector<error_code>> h);
 
     session_state state() const noexcept;
