@@ -62,6 +62,13 @@ enum class error {
     unexpected_data,               ///< the server sent bytes no command asked for
     connection_closed,             ///< the server closed the connection
     tls_required,                  ///< the operation needs TLS and the connection has none
+
+    // Security.
+    mechanism_not_offered,         ///< the mechanism asked for is not offered by the server; nothing sent
+    sasl_bad_challenge,            ///< a SASL challenge the mechanism cannot use (bad base64, bad SCRAM data)
+    server_signature_mismatch,     ///< SCRAM: the server did not prove it knows the password
+    stls_injection,                ///< bytes followed the STLS +OK before TLS began
+    certificate_pin_mismatch,      ///< the server's key matches none of the pinned ones
 };
 
 /// What an error means for the session that met it.

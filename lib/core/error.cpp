@@ -43,7 +43,12 @@ const char* describe(error e) noexcept {
     case error::session_failed: return "the session ended after an earlier fatal error";
     case error::unexpected_data: return "the server sent data no command asked for";
     case error::connection_closed: return "the server closed the connection";
-    case error::tls_required: return "the operation needs a TLS connection";
+    case error::tls_required: return "TLS is required but the server does not offer it (no STLS)";
+    case error::mechanism_not_offered: return "the server does not offer the authentication mechanism asked for";
+    case error::sasl_bad_challenge: return "the server's SASL challenge is malformed";
+    case error::server_signature_mismatch: return "the server failed to prove it knows the password (SCRAM)";
+    case error::stls_injection: return "data followed the server's STLS reply before TLS began (injection)";
+    case error::certificate_pin_mismatch: return "the server's public key matches no pinned key";
     }
     return "unknown pop3 error";
 }
@@ -85,8 +90,10 @@ error_class classify(const error_code& ec) noexcept {
     case error::invalid_sasl_response:
     case error::wrong_state:
     case error::plaintext_auth_refused:
-    case error::tls_required:
+    case error::mechanism_not_offered:
         return error_class::usage;
+    case error::sasl_bad_challenge:
+        return error_class::malformed_reply;
     case error::line_too_long:
     case error::too_many_capabilities:
     case error::not_a_number:
@@ -113,6 +120,10 @@ error_class classify(const error_code& ec) noexcept {
     case error::session_failed:
     case error::unexpected_data:
     case error::connection_closed:
+    case error::tls_required:
+    case error::server_signature_mismatch:
+    case error::stls_injection:
+    case error::certificate_pin_mismatch:
         return error_class::stream_unusable;
     }
     return error_class::stream_unusable;

@@ -12,14 +12,14 @@ using namespace pop3;
 
 TEST_CASE("every code has its own message in the pop3 category") {
     std::set<std::string> messages;
-    for (int v = static_cast<int>(error::server_refused); v <= static_cast<int>(error::tls_required); ++v) {
+    for (int v = static_cast<int>(error::server_refused); v <= static_cast<int>(error::certificate_pin_mismatch); ++v) {
         const error_code ec = make_error_code(static_cast<error>(v));
         CHECK(ec.category().name() == std::string("pop3"));
         CHECK(ec.message() != "unknown pop3 error");
         messages.insert(ec.message());
     }
     CHECK(messages.size() ==
-          static_cast<std::size_t>(error::tls_required) - static_cast<std::size_t>(error::server_refused) + 1);
+          static_cast<std::size_t>(error::certificate_pin_mismatch) - static_cast<std::size_t>(error::server_refused) + 1);
 }
 
 TEST_CASE("classification: refused, usage, malformed, fatal") {
@@ -33,7 +33,7 @@ TEST_CASE("classification: refused, usage, malformed, fatal") {
     CHECK(classify(error::parser_not_started) == error_class::stream_unusable);
     CHECK(classify(error::line_too_long) == error_class::malformed_reply);
     CHECK(classify(error::headers_too_large) == error_class::malformed_reply);
-    CHECK(classify(error::tls_required) == error_class::usage);
+    CHECK(classify(error::certificate_pin_mismatch) == error_class::stream_unusable);
     CHECK(!is_fatal(error::uid_too_long));
     CHECK(classify(error::wrong_state) == error_class::usage);
     CHECK(classify(error::plaintext_auth_refused) == error_class::usage);
