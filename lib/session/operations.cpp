@@ -389,6 +389,191 @@ bool encode_and_submit(engine& e, std::unique_ptr<request> r, std::initializer_l
 
 std::string number_text(std::uint64_t n) { return std::to_string(n); }
 
+// ---------------------------------------------------------------------------
+// The operations, as free functions over the engine: a continuation (a
+// lambda in fetch_uids, the connect chain) holds the engine, never a
+// session_core, which the user may move.
+
+void op_capa(const std::shared_ptr<engine>& engine_, diagnostics* d, handler<capabilities> h) {
+    const parser_limits& limits = engine_->options().limits;
+    encode_and_submit(*engine_, make_request<capa_request>(*engine_, command_kind::capa, d, std::move(h), limits), {});
+}
+
+void op_login(const std::shared_ptr<engine>& engine_, std::string user, std::string password, diagnostics* d, handler<> h) {
+    auto pass = make_request<pass_step>(*engine_, command_kind::pass, d, std::move(h));
+    if (!engine_->encrypted() && !engine_->options().allow_plaintext_auth &&
+        engine_->state() != session_state::failed)
+        return engine_->reject(*pass, error::plaintext_auth_refused);
+    // Both commands are checked before either is queued: a bad password
+    // must not leave a lone USER behind.
+    std::string probe;
+    for (auto [kind, arg] : {std::pair{command_kind::user, std::string_view(user)},
+                             std::pair{command_kind::pass, std::string_view(password)}}) {
+        if (error_code ec = encode_command(probe, kind, {arg}, engine_->options().encoding))
+            return engine_->reject(*pass, ec);
+    }
+    auto shared = std::make_shared<login_shared>();
+    auto usr = std::make_unique<user_step>();
+    usr->kind = command_kind::user;
+    usr->shared = shared;
+    usr->group = pass.get();
+    pass->shared = shared;
+    // USER and PASS may share one write when the server pipelines; PASS is
+    // a barrier: what follows runs in the state the login leaves.
+    encode_and_submit(*engine_, std::move(usr), {user});
+    encode_and_submit(*engine_, std::move(pass), {password}, true);
+}
+
+void op_apop(const std::shared_ptr<engine>& engine_, std::string user, std::string secret, diagnostics* d, handler<> h) {
+    auto r = make_request<status_request>(*engine_, command_kind::apop, d, std::move(h));
+    std::string_view timestamp;
+    if (error_code ec = find_apop_timestamp(engine_->greeting(), timestamp)) {
+        if (engine_->state() == session_state::authorization) return engine_->reject(*r, ec);
+    }
+    const std::string digest = apop_digest(timestamp, secret);
+    encode_and_submit(*engine_, std::move(r), {user, digest}, true);
+}
+
+void op_stat(const std::shared_ptr<engine>& engine_, diagnostics* d, handler<stat_info> h) {
+    encode_and_submit(*engine_, make_request<stat_request>(*engine_, command_kind::stat, d, std::move(h)), {});
+}
+
+void op_list(const std::shared_ptr<engine>& engine_, diagnostics* d, handler<std::vector<list_entry>> h) {
+    const std::size_t max_line = engine_->options().limits.max_line;
+    encode_and_submit(*engine_, make_request<list_request>(*engine_, command_kind::list, d, std::move(h), max_line),
+                      {});
+}
+
+void op_list_one(const std::shared_ptr<engine>& engine_, std::uint64_t n, diagnostics* d, handler<list_entry> h) {
+    encode_and_submit(*engine_, make_request<list_one_request>(*engine_, command_kind::list, d, std::move(h)),
+                      {number_text(n)});
+}
+
+void op_uidl(const std::shared_ptr<engine>& engine_, diagnostics* d, handler<std::vector<uidl_entry>> h) {
+    const std::size_t max_line = engine_->options().limits.max_line;
+    encode_and_submit(*engine_, make_request<uidl_request>(*engine_, command_kind::uidl, d, std::move(h), max_line),
+                      {});
+}
+
+void op_uidl_one(const std::shared_ptr<engine>& engine_, std::uint64_t n, diagnostics* d, handler<uidl_entry> h) {
+    encode_and_submit(*engine_, make_request<uidl_one_request>(*engine_, command_kind::uidl, d, std::move(h)),
+                      {number_text(n)});
+}
+
+void op_list_uidl(const std::shared_ptr<engine>& engine_, diagnostics* d, handler<std::vector<message_info>> h) {
+    const std::size_t max_line = engine_->options().limits.max_line;
+    auto uidl = make_request<uidl_part>(*engine_, command_kind::uidl, d, std::move(h), max_line);
+    auto shared = std::make_shared<list_uidl_shared>();
+    auto list = std::make_unique<list_part>(max_line);
+    list->kind = command_kind::list;
+    list->shared = shared;
+    list->group = uidl.get();
+    uidl->shared = shared;
+    encode_and_submit(*engine_, std::move(list), {});
+    encode_and_submit(*engine_, std::move(uidl), {});
+}
+
+void op_retr(const std::shared_ptr<engine>& engine_, std::uint64_t n, diagnostics* d, handler<std::string> h) {
+    auto r = make_request<string_body_request>(*engine_, command_kind::retr, d, std::move(h));
+    r->cap = engine_->options().max_message_size;
+    const std::uint64_t expected = engine_->expected_size(n);
+    r->result.reserve(static_cast<std::size_t>(std::min(expected, r->cap)));
+    encode_and_submit(*engine_, std::move(r), {number_text(n)}, false, expected);
+}
+
+void op_retr_to(const std::shared_ptr<engine>& engine_, std::uint64_t n, body_sink sink, diagnostics* d, handler<std::uint64_t> h) {
+    auto r = make_request<sink_request>(*engine_, command_kind::retr, d, std::move(h));
+    r->sink = std::move(sink);
+    encode_and_submit(*engine_, std::move(r), {number_text(n)}, false, engine_->expected_size(n));
+}
+
+void op_top(const std::shared_ptr<engine>& engine_, std::uint64_t n, std::uint64_t lines, diagnostics* d, handler<std::string> h) {
+    auto r = make_request<string_body_request>(*engine_, command_kind::top, d, std::move(h));
+    r->cap = engine_->options().max_message_size;
+    encode_and_submit(*engine_, std::move(r), {number_text(n), number_text(lines)});
+}
+
+void op_simple(const std::shared_ptr<engine>& engine_, command_kind kind, std::uint64_t n, diagnostics* d, handler<> h) {
+    auto r = make_request<status_request>(*engine_, kind, d, std::move(h));
+    if (kind == command_kind::dele)
+        encode_and_submit(*engine_, std::move(r), {number_text(n)});
+    else
+        encode_and_submit(*engine_, std::move(r), {}, kind == command_kind::quit);
+}
+
+void op_last(const std::shared_ptr<engine>& engine_, diagnostics* d, handler<std::uint64_t> h) {
+    encode_and_submit(*engine_, make_request<last_request>(*engine_, command_kind::last, d, std::move(h)), {});
+}
+
+void op_fetch(const std::shared_ptr<engine>& engine_, std::vector<std::uint64_t> numbers, fetch_callbacks callbacks, handler<> h) {
+    auto batch = std::make_shared<fetch_batch>();
+    assign_handler(batch->h, std::move(h));
+    batch->ex = engine_->executor();
+    batch->callbacks = std::move(callbacks);
+    batch->remaining = numbers.size() + 1;  // +1: held until every command is submitted
+    for (std::uint64_t n : numbers) {
+        auto r = std::make_unique<fetch_one>();
+        r->kind = command_kind::retr;
+        r->batch = batch;
+        r->info = engine_->known(n);
+        r->diag = &r->own_diag;
+        r->group = batch.get();
+        encode_and_submit(*engine_, std::move(r), {number_text(n)}, false, engine_->expected_size(n));
+    }
+    batch->one_done({}, [] { return std::tuple<>(); });
+}
+
+void op_fetch_uids(const std::shared_ptr<engine>& engine_, std::vector<std::string> uids, fetch_callbacks callbacks,
+                              handler<std::vector<std::string>> h) {
+    // UIDL, then a pipelined fetch of the numbers found. Each stage's
+    // handler carries the user's cancellation slot, so cancelling works in
+    // both.
+    const auto user_slot = h.get_cancellation_slot();
+    auto after_uidl = [engine = engine_, uids = std::move(uids),
+                       callbacks = std::move(callbacks),
+                       h = std::move(h)](error_code ec, std::vector<uidl_entry> listing) mutable {
+        if (ec) {
+            asio::dispatch(asio::append(std::move(h), ec ? ec : error_code(asio::error::operation_aborted),
+                                        std::vector<std::string>{}));
+            return;
+        }
+        std::unordered_map<std::string_view, std::uint64_t> by_uid;
+        for (const auto& e : listing) by_uid.emplace(e.uid, e.number);
+        std::vector<std::uint64_t> numbers;
+        std::vector<std::string> missing;
+        for (auto& uid : uids) {
+            if (auto it = by_uid.find(uid); it != by_uid.end())
+                numbers.push_back(it->second);
+            else
+                missing.push_back(std::move(uid));
+        }
+        const auto slot = h.get_cancellation_slot();
+        op_fetch(engine, std::move(numbers), std::move(callbacks),
+              asio::bind_cancellation_slot(
+                  slot, [h = std::move(h), missing = std::move(missing)](error_code fetch_ec) mutable {
+                      asio::dispatch(asio::append(std::move(h), fetch_ec, std::move(missing)));
+                  }));
+    };
+    op_uidl(engine_, nullptr, asio::bind_cancellation_slot(user_slot, std::move(after_uidl)));
+}
+
+void op_remove(const std::shared_ptr<engine>& engine_, std::vector<std::uint64_t> numbers, handler<std::vector<error_code>> h) {
+    auto batch = std::make_shared<delete_batch>();
+    assign_handler(batch->h, std::move(h));
+    batch->ex = engine_->executor();
+    batch->results.resize(numbers.size());
+    batch->remaining = numbers.size() + 1;
+    for (std::size_t i = 0; i < numbers.size(); ++i) {
+        auto r = std::make_unique<delete_one>();
+        r->kind = command_kind::dele;
+        r->batch = batch;
+        r->index = i;
+        r->group = batch.get();
+        encode_and_submit(*engine_, std::move(r), {number_text(numbers[i])});
+    }
+    batch->one_done({}, [b = batch.get()] { return std::make_tuple(std::move(b->results)); });
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------
@@ -422,185 +607,25 @@ void session_core::connect(std::string host, std::string port, handler<> h) {
 
 void session_core::greeting(handler<> h) { engine_->start_greeting(std::move(h)); }
 
-void session_core::capa(diagnostics* d, handler<capabilities> h) {
-    const parser_limits& limits = engine_->options().limits;
-    encode_and_submit(*engine_, make_request<capa_request>(*engine_, command_kind::capa, d, std::move(h), limits), {});
-}
 
-void session_core::login(std::string user, std::string password, diagnostics* d, handler<> h) {
-    auto pass = make_request<pass_step>(*engine_, command_kind::pass, d, std::move(h));
-    if (!engine_->encrypted() && !engine_->options().allow_plaintext_auth &&
-        engine_->state() != session_state::failed)
-        return engine_->reject(*pass, error::plaintext_auth_refused);
-    // Both commands are checked before either is queued: a bad password
-    // must not leave a lone USER behind.
-    std::string probe;
-    for (auto [kind, arg] : {std::pair{command_kind::user, std::string_view(user)},
-                             std::pair{command_kind::pass, std::string_view(password)}}) {
-        if (error_code ec = encode_command(probe, kind, {arg}, engine_->options().encoding))
-            return engine_->reject(*pass, ec);
-    }
-    auto shared = std::make_shared<login_shared>();
-    auto usr = std::make_unique<user_step>();
-    usr->kind = command_kind::user;
-    usr->shared = shared;
-    usr->group = pass.get();
-    pass->shared = shared;
-    // USER and PASS may share one write when the server pipelines; PASS is
-    // a barrier: what follows runs in the state the login leaves.
-    encode_and_submit(*engine_, std::move(usr), {user});
-    encode_and_submit(*engine_, std::move(pass), {password}, true);
-}
-
-void session_core::apop(std::string user, std::string secret, diagnostics* d, handler<> h) {
-    auto r = make_request<status_request>(*engine_, command_kind::apop, d, std::move(h));
-    std::string_view timestamp;
-    if (error_code ec = find_apop_timestamp(engine_->greeting(), timestamp)) {
-        if (engine_->state() == session_state::authorization) return engine_->reject(*r, ec);
-    }
-    const std::string digest = apop_digest(timestamp, secret);
-    encode_and_submit(*engine_, std::move(r), {user, digest}, true);
-}
-
-void session_core::stat(diagnostics* d, handler<stat_info> h) {
-    encode_and_submit(*engine_, make_request<stat_request>(*engine_, command_kind::stat, d, std::move(h)), {});
-}
-
-void session_core::list(diagnostics* d, handler<std::vector<list_entry>> h) {
-    const std::size_t max_line = engine_->options().limits.max_line;
-    encode_and_submit(*engine_, make_request<list_request>(*engine_, command_kind::list, d, std::move(h), max_line),
-                      {});
-}
-
-void session_core::list_one(std::uint64_t n, diagnostics* d, handler<list_entry> h) {
-    encode_and_submit(*engine_, make_request<list_one_request>(*engine_, command_kind::list, d, std::move(h)),
-                      {number_text(n)});
-}
-
-void session_core::uidl(diagnostics* d, handler<std::vector<uidl_entry>> h) {
-    const std::size_t max_line = engine_->options().limits.max_line;
-    encode_and_submit(*engine_, make_request<uidl_request>(*engine_, command_kind::uidl, d, std::move(h), max_line),
-                      {});
-}
-
-void session_core::uidl_one(std::uint64_t n, diagnostics* d, handler<uidl_entry> h) {
-    encode_and_submit(*engine_, make_request<uidl_one_request>(*engine_, command_kind::uidl, d, std::move(h)),
-                      {number_text(n)});
-}
-
-void session_core::list_uidl(diagnostics* d, handler<std::vector<message_info>> h) {
-    const std::size_t max_line = engine_->options().limits.max_line;
-    auto uidl = make_request<uidl_part>(*engine_, command_kind::uidl, d, std::move(h), max_line);
-    auto shared = std::make_shared<list_uidl_shared>();
-    auto list = std::make_unique<list_part>(max_line);
-    list->kind = command_kind::list;
-    list->shared = shared;
-    list->group = uidl.get();
-    uidl->shared = shared;
-    encode_and_submit(*engine_, std::move(list), {});
-    encode_and_submit(*engine_, std::move(uidl), {});
-}
-
-void session_core::retr(std::uint64_t n, diagnostics* d, handler<std::string> h) {
-    auto r = make_request<string_body_request>(*engine_, command_kind::retr, d, std::move(h));
-    r->cap = engine_->options().max_message_size;
-    const std::uint64_t expected = engine_->expected_size(n);
-    r->result.reserve(static_cast<std::size_t>(std::min(expected, r->cap)));
-    encode_and_submit(*engine_, std::move(r), {number_text(n)}, false, expected);
-}
-
-void session_core::retr_to(std::uint64_t n, body_sink sink, diagnostics* d, handler<std::uint64_t> h) {
-    auto r = make_request<sink_request>(*engine_, command_kind::retr, d, std::move(h));
-    r->sink = std::move(sink);
-    encode_and_submit(*engine_, std::move(r), {number_text(n)}, false, engine_->expected_size(n));
-}
-
-void session_core::top(std::uint64_t n, std::uint64_t lines, diagnostics* d, handler<std::string> h) {
-    auto r = make_request<string_body_request>(*engine_, command_kind::top, d, std::move(h));
-    r->cap = engine_->options().max_message_size;
-    encode_and_submit(*engine_, std::move(r), {number_text(n), number_text(lines)});
-}
-
-void session_core::simple(command_kind kind, std::uint64_t n, diagnostics* d, handler<> h) {
-    auto r = make_request<status_request>(*engine_, kind, d, std::move(h));
-    if (kind == command_kind::dele)
-        encode_and_submit(*engine_, std::move(r), {number_text(n)});
-    else
-        encode_and_submit(*engine_, std::move(r), {}, kind == command_kind::quit);
-}
-
-void session_core::last(diagnostics* d, handler<std::uint64_t> h) {
-    encode_and_submit(*engine_, make_request<last_request>(*engine_, command_kind::last, d, std::move(h)), {});
-}
-
-void session_core::fetch(std::vector<std::uint64_t> numbers, fetch_callbacks callbacks, handler<> h) {
-    auto batch = std::make_shared<fetch_batch>();
-    assign_handler(batch->h, std::move(h));
-    batch->ex = engine_->executor();
-    batch->callbacks = std::move(callbacks);
-    batch->remaining = numbers.size() + 1;  // +1: held until every command is submitted
-    for (std::uint64_t n : numbers) {
-        auto r = std::make_unique<fetch_one>();
-        r->kind = command_kind::retr;
-        r->batch = batch;
-        r->info = engine_->known(n);
-        r->diag = &r->own_diag;
-        r->group = batch.get();
-        encode_and_submit(*engine_, std::move(r), {number_text(n)}, false, engine_->expected_size(n));
-    }
-    batch->one_done({}, [] { return std::tuple<>(); });
-}
-
+void session_core::capa(diagnostics* d, handler<capabilities> h) { op_capa(engine_, d, std::move(h)); }
+void session_core::login(std::string user, std::string password, diagnostics* d, handler<> h) { op_login(engine_, std::move(user), std::move(password), d, std::move(h)); }
+void session_core::apop(std::string user, std::string secret, diagnostics* d, handler<> h) { op_apop(engine_, std::move(user), std::move(secret), d, std::move(h)); }
+void session_core::stat(diagnostics* d, handler<stat_info> h) { op_stat(engine_, d, std::move(h)); }
+void session_core::list(diagnostics* d, handler<std::vector<list_entry>> h) { op_list(engine_, d, std::move(h)); }
+void session_core::list_one(std::uint64_t n, diagnostics* d, handler<list_entry> h) { op_list_one(engine_, n, d, std::move(h)); }
+void session_core::uidl(diagnostics* d, handler<std::vector<uidl_entry>> h) { op_uidl(engine_, d, std::move(h)); }
+void session_core::uidl_one(std::uint64_t n, diagnostics* d, handler<uidl_entry> h) { op_uidl_one(engine_, n, d, std::move(h)); }
+void session_core::list_uidl(diagnostics* d, handler<std::vector<message_info>> h) { op_list_uidl(engine_, d, std::move(h)); }
+void session_core::retr(std::uint64_t n, diagnostics* d, handler<std::string> h) { op_retr(engine_, n, d, std::move(h)); }
+void session_core::retr_to(std::uint64_t n, body_sink sink, diagnostics* d, handler<std::uint64_t> h) { op_retr_to(engine_, n, std::move(sink), d, std::move(h)); }
+void session_core::top(std::uint64_t n, std::uint64_t lines, diagnostics* d, handler<std::string> h) { op_top(engine_, n, lines, d, std::move(h)); }
+void session_core::simple(command_kind kind, std::uint64_t n, diagnostics* d, handler<> h) { op_simple(engine_, kind, n, d, std::move(h)); }
+void session_core::last(diagnostics* d, handler<std::uint64_t> h) { op_last(engine_, d, std::move(h)); }
+void session_core::fetch(std::vector<std::uint64_t> numbers, fetch_callbacks callbacks, handler<> h) { op_fetch(engine_, std::move(numbers), std::move(callbacks), std::move(h)); }
 void session_core::fetch_uids(std::vector<std::string> uids, fetch_callbacks callbacks,
-                              handler<std::vector<std::string>> h) {
-    // UIDL, then a pipelined fetch of the numbers found. Each stage's
-    // handler carries the user's cancellation slot, so cancelling works in
-    // both.
-    const auto user_slot = h.get_cancellation_slot();
-    auto after_uidl = [this, engine = std::weak_ptr<detail::engine>(engine_), uids = std::move(uids),
-                       callbacks = std::move(callbacks),
-                       h = std::move(h)](error_code ec, std::vector<uidl_entry> listing) mutable {
-        if (ec || engine.expired()) {
-            asio::dispatch(asio::append(std::move(h), ec ? ec : error_code(asio::error::operation_aborted),
-                                        std::vector<std::string>{}));
-            return;
-        }
-        std::unordered_map<std::string_view, std::uint64_t> by_uid;
-        for (const auto& e : listing) by_uid.emplace(e.uid, e.number);
-        std::vector<std::uint64_t> numbers;
-        std::vector<std::string> missing;
-        for (auto& uid : uids) {
-            if (auto it = by_uid.find(uid); it != by_uid.end())
-                numbers.push_back(it->second);
-            else
-                missing.push_back(std::move(uid));
-        }
-        const auto slot = h.get_cancellation_slot();
-        fetch(std::move(numbers), std::move(callbacks),
-              asio::bind_cancellation_slot(
-                  slot, [h = std::move(h), missing = std::move(missing)](error_code fetch_ec) mutable {
-                      asio::dispatch(asio::append(std::move(h), fetch_ec, std::move(missing)));
-                  }));
-    };
-    uidl(nullptr, asio::bind_cancellation_slot(user_slot, std::move(after_uidl)));
-}
-
-void session_core::remove(std::vector<std::uint64_t> numbers, handler<std::vector<error_code>> h) {
-    auto batch = std::make_shared<delete_batch>();
-    assign_handler(batch->h, std::move(h));
-    batch->ex = engine_->executor();
-    batch->results.resize(numbers.size());
-    batch->remaining = numbers.size() + 1;
-    for (std::size_t i = 0; i < numbers.size(); ++i) {
-        auto r = std::make_unique<delete_one>();
-        r->kind = command_kind::dele;
-        r->batch = batch;
-        r->index = i;
-        r->group = batch.get();
-        encode_and_submit(*engine_, std::move(r), {number_text(numbers[i])});
-    }
-    batch->one_done({}, [b = batch.get()] { return std::make_tuple(std::move(b->results)); });
-}
+                              handler<std::vector<std::string>> h) { op_fetch_uids(engine_, std::move(uids), std::move(callbacks), std::move(h)); }
+void session_core::remove(std::vector<std::uint64_t> numbers, handler<std::vector<error_code>> h) { op_remove(engine_, std::move(numbers), std::move(h)); }
 
 session_state session_core::state() const noexcept { return engine_->state(); }
 const capabilities* session_core::known_capabilities() const noexcept {
