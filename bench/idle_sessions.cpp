@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
     asio::io_context ioc;
     pop3::session_options o;
     o.allow_plaintext_auth = true;  // loopback test server
+    o.tls = pop3::tls_policy::none;
     std::vector<std::unique_ptr<pop3::session>> sessions;
     sessions.reserve(count);
 

@@ -62,6 +62,7 @@ int main(int argc, char** argv) {
                 [&]() -> asio::awaitable<void> {
                     pop3::session_options o;
                     o.allow_plaintext_auth = true;  // a loopback server of the bench's own
+                    o.tls = pop3::tls_policy::none;
                     o.tcp_quickack = m.quickack;
                     pop3::session s(ioc, o);
                     const auto t0 = std::chrono::steady_clock::now();

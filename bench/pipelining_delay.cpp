@@ -40,6 +40,7 @@ run_result fetch_all(unsigned short port, std::size_t depth, const std::vector<s
         [&]() -> asio::awaitable<void> {
             pop3::session_options o;
             o.allow_plaintext_auth = true;  // loopback test server
+            o.tls = pop3::tls_policy::none;
             o.pipeline.depth = depth;
             pop3::session s(ioc, o);
             const auto t0 = std::chrono::steady_clock::now();

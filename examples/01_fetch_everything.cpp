@@ -19,6 +19,7 @@ namespace asio = boost::asio;
 asio::awaitable<void> fetch_everything(std::string port, std::vector<std::string> expected) {
     pop3::session_options options;
     options.allow_plaintext_auth = true;  // the test server speaks plain TCP on loopback
+    options.tls = pop3::tls_policy::none;
     pop3::session s(co_await asio::this_coro::executor, options);
 
     co_await s.async_connect("127.0.0.1", port, asio::use_awaitable);

@@ -60,6 +60,7 @@ double run(std::size_t maildrops, std::size_t concurrency, std::size_t depth, un
     asio::io_context ioc;
     pop3::session_options o;
     o.allow_plaintext_auth = true;  // loopback test server
+    o.tls = pop3::tls_policy::none;
     o.pipeline.depth = depth;
     std::size_t next = 0, running = 0;
     const auto t0 = std::chrono::steady_clock::now();

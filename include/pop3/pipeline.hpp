@@ -67,6 +67,12 @@ public:
     /// Queues a command; it waits until admitted.
     void enqueue(command c) { queue_.push_back(std::move(c)); }
 
+    /// Queues a command ahead of every waiting one (a SASL continuation,
+    /// which belongs to the exchange in progress).
+    void enqueue_front(command c) {
+        queue_.insert(queue_.begin() + static_cast<std::ptrdiff_t>(in_flight_), std::move(c));
+    }
+
     /// The oldest waiting command, if the window lets it in now; nullptr
     /// otherwise. The driver then calls admit() or drop_waiting().
     command* admissible() noexcept {

@@ -44,6 +44,7 @@
 #include <pop3/diagnostics.hpp>
 #include <pop3/error.hpp>
 #include <pop3/listing.hpp>
+#include <pop3/sasl.hpp>
 #include <pop3/session_options.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -87,15 +88,74 @@ public:
     executor_type get_executor() const noexcept { return core_.get_executor(); }
 
     /// Resolves, connects (TLS too with transport::implicit_tls) and reads
-    /// the greeting. Completion: void(error_code).
+    /// the greeting. On a plain connection it then applies the TLS policy
+    /// (session_options::tls): CAPA, STLS, and CAPA again over TLS; with
+    /// tls_policy::required a server without STLS ends the session with
+    /// error::tls_required. Completion: void(error_code).
     template <class Token>
-    auto async_connect(std::string host, std::string port, Token&& token) {
+    auto async_connect(std::string host, std::string port, Token&& token, diagnostics* diag = nullptr) {
         return initiate<void(error_code)>(
             std::forward<Token>(token),
-            [](auto h, detail::session_core* c, std::string host, std::string port) {
-                c->connect(std::move(host), std::move(port), std::move(h));
+            [](auto h, detail::session_core* c, std::string host, std::string port, diagnostics* d) {
+                c->connect(std::move(host), std::move(port), d, std::move(h));
             },
-            std::move(host), std::move(port));
+            std::move(host), std::move(port), diag);
+    }
+
+    /// STLS by hand (async_connect does it by policy): upgrades the
+    /// connection to TLS, with the certificate checks of session_options.
+    /// Bytes sent after the server's +OK and before TLS end the session
+    /// (error::stls_injection). The capabilities learned before are
+    /// forgotten: ask CAPA again. Completion: void(error_code).
+    template <class Token>
+    auto async_starttls(Token&& token, diagnostics* diag = nullptr) {
+        return initiate<void(error_code)>(
+            std::forward<Token>(token),
+            [](auto h, detail::session_core* c, diagnostics* d) { c->starttls(d, std::move(h)); }, diag);
+    }
+
+    /// Logs in with the strongest mechanism both sides have, or the one
+    /// credentials::mechanism names (never a silent fallback). Secrets in
+    /// cleartext only over TLS unless allow_plaintext_auth. Choose after
+    /// async_capa. Completion: void(error_code).
+    template <class Token>
+    auto async_authenticate(credentials creds, Token&& token, diagnostics* diag = nullptr) {
+        return initiate<void(error_code)>(
+            std::forward<Token>(token),
+            [](auto h, detail::session_core* c, credentials cr, diagnostics* d) {
+                c->authenticate(std::move(cr), d, std::move(h));
+            },
+            std::move(creds), diag);
+    }
+
+    /// UTF8 (RFC 6856): user names, passwords and texts in UTF-8, before
+    /// login. Completion: void(error_code).
+    template <class Token>
+    auto async_utf8(Token&& token, diagnostics* diag = nullptr) {
+        return initiate<void(error_code)>(
+            std::forward<Token>(token),
+            [](auto h, detail::session_core* c, diagnostics* d) { c->utf8(d, std::move(h)); }, diag);
+    }
+
+    /// LANG tag (RFC 6856): the language of the server's texts.
+    /// Completion: void(error_code).
+    template <class Token>
+    auto async_lang(std::string tag, Token&& token, diagnostics* diag = nullptr) {
+        return initiate<void(error_code)>(
+            std::forward<Token>(token),
+            [](auto h, detail::session_core* c, std::string t, diagnostics* d) {
+                c->lang(std::move(t), d, std::move(h));
+            },
+            std::move(tag), diag);
+    }
+
+    /// LANG without an argument: the languages offered, one per entry.
+    /// Completion: void(error_code, std::vector<std::string>).
+    template <class Token>
+    auto async_lang_list(Token&& token, diagnostics* diag = nullptr) {
+        return initiate<void(error_code, std::vector<std::string>)>(
+            std::forward<Token>(token),
+            [](auto h, detail::session_core* c, diagnostics* d) { c->lang_list(d, std::move(h)); }, diag);
     }
 
     /// Reads the greeting on a stream given to over(). Completion: void(error_code).

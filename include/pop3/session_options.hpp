@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace pop3 {
 
@@ -20,8 +21,19 @@ enum class transport {
     implicit_tls,  ///< TLS from the first byte (pop3s, port 995)
 };
 
+/// Whether a plain connection is upgraded with STLS (RFC 2595) during
+/// async_connect.
+enum class tls_policy {
+    required,       ///< STLS or fail (error::tls_required) before any credential is sent
+    opportunistic,  ///< STLS when offered; otherwise carry on in plaintext
+    none,           ///< never STLS (loopback, or a tunnel the user trusts)
+};
+
 struct session_options {
     transport mode = transport::plain;
+    /// For transport::plain: STLS during async_connect. The default refuses
+    /// to go on without TLS.
+    tls_policy tls = tls_policy::required;
     /// The TLS context for implicit TLS (and STLS). Share one between
     /// sessions: building one loads the trust store. When null, a session
     /// that needs TLS makes one with make_tls_context({}).
@@ -29,6 +41,14 @@ struct session_options {
     /// The name checked against the certificate and sent as SNI; defaults
     /// to the host given to async_connect.
     std::string tls_server_name;
+
+    /// SHA-256 pins of the server's public key (base64 of the hash of its
+    /// SubjectPublicKeyInfo, as public_key_pin() computes): when set, the
+    /// handshake must present one of them (error::certificate_pin_mismatch),
+    /// in addition to normal verification.
+    std::vector<std::string> tls_pins;
+    /// How long the TLS handshake after STLS may take.
+    std::chrono::milliseconds handshake_timeout{std::chrono::seconds(30)};
 
     /// Send passwords (USER/PASS) over a connection without TLS. Off by
     /// default: an explicit decision of the user, never a fallback.
@@ -67,6 +87,10 @@ struct tls_options {
     /// server you started yourself.
     bool insecure_skip_verification = false;
 };
+
+/// The pin of a certificate's public key (for session_options::tls_pins),
+/// from its PEM; empty when the PEM does not parse.
+std::string public_key_pin(const std::string& certificate_pem);
 
 /// A client TLS context: TLS 1.2 at least, peer verification on, the system
 /// trust store unless a CA file or directory is given.

@@ -2,6 +2,8 @@
 
 #include "tcp_streams.hpp"
 
+#include <pop3/apop.hpp>
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/ssl.hpp>
@@ -42,7 +44,7 @@ engine::engine(asio::any_io_executor ex, session_options options)
 // ---------------------------------------------------------------------------
 // Connecting
 
-void engine::connect(std::string host, std::string port, handler<> h) {
+void engine::connect(std::string host, std::string port, diagnostics* d, handler<> h) {
     if (state_ != session_state::disconnected || connecting_ || stream_) {
         auto slot = h.get_cancellation_slot();
         if (slot.is_connected()) slot.clear();
@@ -63,7 +65,10 @@ void engine::connect(std::string host, std::string port, handler<> h) {
     touch();
     arm_timer();
 
-    std::string server_name = options_.tls_server_name.empty() ? host : options_.tls_server_name;
+    server_name_ = options_.tls_server_name.empty() ? host : options_.tls_server_name;
+    connect_diag_ = d;
+    if (d != nullptr) d->clear();
+    std::string server_name = server_name_;
     resolver_ = std::make_unique<asio::ip::tcp::resolver>(ex_);
     resolver_->async_resolve(
         host, port,
@@ -84,8 +89,9 @@ void engine::connect(std::string host, std::string port, handler<> h) {
                         if (self->state_ == session_state::failed) return;
                         if (ec2) return self->connect_done(ec2);
                         set_tcp_options(tls.next_layer());
-                        tls.async_handshake(asio::ssl::stream_base::client, [self](error_code ec3) {
+                        tls.async_handshake(asio::ssl::stream_base::client, [self, &tls](error_code ec3) {
                             if (self->state_ == session_state::failed) return;
+                            if (!ec3) ec3 = check_pins(tls.native_handle(), self->options_.tls_pins);
                             self->connect_done(ec3);
                         });
                     });
@@ -115,6 +121,7 @@ void engine::connect_done(error_code ec) {
     greeting->ex = ex_;
     assign_handler(greeting->h, std::move(connect_handler_));
     greeting->group = greeting.get();
+    greeting->diag = connect_diag_;
     pipe_.enqueue({std::move(greeting), {}, reply_shape::single_line, 0, false});
     pump();
 }
@@ -166,6 +173,61 @@ void engine::on_capabilities(const capabilities& caps) {
 
 void engine::remember_size(std::uint64_t number, std::uint64_t octets) { sizes_[number] = octets; }
 
+bool engine::has_apop_timestamp() const noexcept {
+    std::string_view ts;
+    return !find_apop_timestamp(greeting_, ts);
+}
+
+void engine::begin_tls(handler<> h) {
+    auto complete = [this](handler<> done, error_code ec) {
+        auto slot = done.get_cancellation_slot();
+        if (slot.is_connected()) slot.clear();
+        asio::post(ex_, asio::append(std::move(done), ec));
+    };
+    if (state_ == session_state::failed) return complete(std::move(h), error::session_failed);
+    // RFC 2595 / CVE-2021-22947 and kin: anything the server sent after its
+    // STLS +OK arrived in plaintext and must not be taken as TLS-protected.
+    if (rend_ > rbeg_) {
+        fail_session(error::stls_injection);
+        return complete(std::move(h), error::stls_injection);
+    }
+    auto* plain = dynamic_cast<plain_stream*>(stream_.get());
+    if (plain == nullptr) return complete(std::move(h), error::wrong_state);  // already TLS, or a user's stream
+    if (!options_.tls_context) options_.tls_context = make_tls_context({});
+    auto tls = std::make_unique<tls_stream>(std::move(plain->stream()), *options_.tls_context);
+    if (error_code ec = prepare_client_tls(tls->stream(), server_name_)) {
+        fail_session(ec);
+        return complete(std::move(h), ec);
+    }
+    auto& ssl = tls->stream();
+    stream_ = std::move(tls);
+    release_buffers();
+    upgrading_ = true;
+    handshake_deadline_ = clock::now() + options_.handshake_timeout;
+    touch();
+    arm_timer();
+    ssl.async_handshake(asio::ssl::stream_base::client,
+                        [self = shared_from_this(), gen = generation_, &ssl, complete,
+                         h = std::move(h)](error_code ec) mutable {
+                            self->upgrading_ = false;
+                            if (gen != self->generation_) {
+                                return complete(std::move(h), self->timed_out_ ? error_code(error::timeout)
+                                                                               : self->failure_);
+                            }
+                            if (!ec) ec = check_pins(ssl.native_handle(), self->options_.tls_pins);
+                            if (ec) {
+                                self->fail_session(ec);
+                                return complete(std::move(h), ec);
+                            }
+                            // What was learned in plaintext is not trusted (RFC 2595 section 4).
+                            self->caps_.reset();
+                            if (self->options_.pipeline.depth == 0) self->pipe_.set_depth(1);
+                            self->touch();
+                            complete(std::move(h), {});
+                            self->pump();
+                        });
+}
+
 std::uint64_t engine::expected_size(std::uint64_t number) const {
     auto it = sizes_.find(number);
     return it == sizes_.end() ? 0 : it->second;
@@ -186,6 +248,14 @@ void engine::reject(request& r, error_code ec) {
     if (r.diag != nullptr && ec == error::session_failed)
         r.diag->assign_client("the session failed earlier: " + failure_.message());
     r.fail(ec);
+}
+
+void engine::submit_front(std::unique_ptr<request> r, std::string wire, reply_shape shape) {
+    if (r->group == nullptr) r->group = r.get();
+    if (state_ == session_state::failed) return reject(*r, error::session_failed);
+    install_cancellation(*r);
+    pipe_.enqueue_front({std::move(r), std::move(wire), shape, 0, true});
+    pump();
 }
 
 void engine::submit(std::unique_ptr<request> r, std::string wire, reply_shape shape, bool barrier,
@@ -254,7 +324,7 @@ void engine::pump() {
     pumping_ = true;
     do {
         repump_ = false;
-        if (state_ == session_state::failed) break;
+        if (state_ == session_state::failed || upgrading_) break;
         admit();
         start_write();
         process();
@@ -265,7 +335,7 @@ void engine::pump() {
 }
 
 bool engine::busy() const noexcept {
-    return !pipe_.empty() || reading_ || writing_ || sink_busy_ || connecting_;
+    return !pipe_.empty() || reading_ || writing_ || sink_busy_ || connecting_ || upgrading_;
 }
 
 void engine::admit() {
@@ -445,7 +515,9 @@ void engine::release_buffers() {
 // Timeouts: one timer per session, re-armed lazily from the last activity.
 
 engine::clock::time_point engine::next_deadline() const {
-    const auto idle = connecting_ ? connect_deadline_ : last_activity_ + options_.reply_timeout;
+    const auto idle = connecting_   ? connect_deadline_
+                      : upgrading_ ? handshake_deadline_
+                                   : last_activity_ + options_.reply_timeout;
     return std::min(idle, session_deadline_);
 }
 
@@ -471,7 +543,7 @@ void engine::on_timer() {
     if (state_ == session_state::failed || state_ == session_state::update) return;
     if (!busy()) return;  // idle: no reply is late
     const auto now = clock::now();
-    if (sink_busy_ && now < session_deadline_) {
+    if (sink_busy_ && !upgrading_ && now < session_deadline_) {
         // The local sink is slow, not the server.
         touch();
         arm_timer();

@@ -32,13 +32,20 @@ public:
     engine(boost::asio::any_io_executor ex, session_options options);
 
     // Operations (called by session_core).
-    void connect(std::string host, std::string port, handler<> h);
+    void connect(std::string host, std::string port, diagnostics* d, handler<> h);
     void start_greeting(handler<> h);
     /// Queues a request with its encoded command (wire) and reply shape.
     void submit(std::unique_ptr<request> r, std::string wire, reply_shape shape, bool barrier,
                 std::uint64_t expected_reply = 0);
+    /// Queues a request ahead of every waiting one (a SASL continuation).
+    void submit_front(std::unique_ptr<request> r, std::string wire, reply_shape shape);
     /// Completes a request that never reaches the pipeline (usage error).
     void reject(request& r, error_code ec);
+    /// After STLS +OK: checks that nothing followed the reply (injection),
+    /// upgrades the stream to TLS, verifies it, and completes `h`.
+    void begin_tls(handler<> h);
+    /// Ends the session with `ec` (a policy failure decided above the engine).
+    void abort(error_code ec) { fail_session(ec); }
     void close() noexcept;
 
     // Used by requests when their reply ends.
@@ -60,6 +67,7 @@ public:
     const std::string& greeting() const noexcept { return greeting_; }
     std::size_t depth() const noexcept { return pipe_.depth(); }
     bool encrypted() const noexcept { return stream_ && stream_->encrypted(); }
+    bool has_apop_timestamp() const noexcept;
     void adopt_stream(std::unique_ptr<any_stream> stream) { stream_ = std::move(stream); }
 
 private:
@@ -117,7 +125,11 @@ private:
     clock::time_point last_activity_{};
     clock::time_point session_deadline_ = clock::time_point::max();
     clock::time_point connect_deadline_ = clock::time_point::max();
+    clock::time_point handshake_deadline_ = clock::time_point::max();
+    diagnostics* connect_diag_ = nullptr;
     bool connecting_ = false;
+    bool upgrading_ = false;   // the STLS handshake is running
+    std::string server_name_;  // what the certificate must name
     std::unique_ptr<boost::asio::ip::tcp::resolver> resolver_;
     handler<> connect_handler_;
 };

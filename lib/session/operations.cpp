@@ -5,6 +5,7 @@
 
 #include <pop3/apop.hpp>
 #include <pop3/listing.hpp>
+#include <pop3/sasl.hpp>
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/dispatch.hpp>
@@ -390,9 +391,204 @@ bool encode_and_submit(engine& e, std::unique_ptr<request> r, std::initializer_l
 std::string number_text(std::uint64_t n) { return std::to_string(n); }
 
 // ---------------------------------------------------------------------------
+// STLS and SASL
+
+/// STLS: on +OK the engine takes the handler and upgrades the stream.
+struct stls_request final : typed_request<> {
+    void on_end(engine& e) override {
+        if (!ok()) return finish(error::server_refused);
+        handler<> taken;
+        taken.swap(h);
+        e.begin_tls(std::move(taken));
+    }
+};
+
+/// One step of an AUTH exchange. Each "+ " continuation ends this request;
+/// the next step (the client's response) is queued ahead of everything
+/// waiting, carrying the mechanism and the handler on.
+struct auth_request final : typed_request<> {
+    std::unique_ptr<sasl_client> client;
+    std::optional<std::string> pending_initial;  // not sent with AUTH: sent on the first "+ "
+    std::string challenge_text;
+    error_code abort_reason;  // we answered "*": the exchange ends with the server's -ERR
+
+    void on_status(engine& e, const status_line& s) override {
+        request::on_status(e, s);
+        if (indicator == status_indicator::continuation) challenge_text = s.text;
+    }
+
+    void on_end(engine& e) override {
+        if (indicator == status_indicator::continuation) return continue_exchange(e);
+        if (!ok()) return finish(abort_reason ? abort_reason : error_code(error::server_refused));
+        if (abort_reason) return finish(abort_reason);
+        if (error_code ec = client->finish()) {
+            // Logged in to a server that could not prove itself: do not use it.
+            finish(ec);
+            return e.abort(ec);
+        }
+        e.on_logged_in();
+        finish({});
+    }
+
+    void continue_exchange(engine& e) {
+        auto next = std::make_unique<auth_request>();
+        next->kind = kind;
+        next->diag = diag;
+        next->ex = ex;
+        next->client = std::move(client);
+        next->abort_reason = abort_reason;
+        assign_handler(next->h, std::move(h));
+        std::string response;
+        if (!next->abort_reason) {
+            const auto challenge = base64_decode(challenge_text, e.options().limits.max_status_line);
+            if (!challenge) {
+                next->abort_reason = error::sasl_bad_challenge;
+            } else if (pending_initial) {
+                response = std::move(*pending_initial);
+            } else {
+                next->abort_reason = next->client->step(*challenge, response);
+            }
+        }
+        std::string wire;
+        if (next->abort_reason || encode_sasl_response(wire, base64_encode(response))) {
+            if (!next->abort_reason) next->abort_reason = error::command_too_long;
+            wire = "*\r\n";  // cancels the exchange (RFC 5034 section 4)
+        }
+        e.submit_front(std::move(next), std::move(wire), reply_shape::sasl);
+    }
+};
+
+/// LANG without an argument: the languages the server offers, one per line.
+struct lang_list_request final : line_request<typed_request<std::vector<std::string>>> {
+    std::vector<std::string> result;
+    using line_request::line_request;
+    error_code on_line(engine&, std::string_view line) override {
+        if (!line.empty()) result.emplace_back(line);
+        return {};
+    }
+    void on_end(engine& e) override {
+        end_lines(e);
+        finish(outcome(), std::move(result));
+    }
+};
+
+// ---------------------------------------------------------------------------
 // The operations, as free functions over the engine: a continuation (a
 // lambda in fetch_uids, the connect chain) holds the engine, never a
 // session_core, which the user may move.
+
+void complete_now(handler<> h, error_code ec) {
+    auto slot = h.get_cancellation_slot();
+    if (slot.is_connected()) slot.clear();
+    asio::dispatch(asio::append(std::move(h), ec));
+}
+
+void op_starttls(const std::shared_ptr<engine>& engine_, diagnostics* d, handler<> h) {
+    encode_and_submit(*engine_, make_request<stls_request>(*engine_, command_kind::stls, d, std::move(h)), {}, true);
+}
+
+void op_capa(const std::shared_ptr<engine>& engine_, diagnostics* d, handler<capabilities> h);
+
+/// Connect, greeting, then the TLS policy for a plain connection: CAPA,
+/// STLS, CAPA again. With tls_policy::required, a server without STLS (or
+/// refusing it) ends the session with error::tls_required before any
+/// credential could be sent.
+void op_connect(const std::shared_ptr<engine>& e, std::string host, std::string port, diagnostics* d,
+                handler<> h) {
+    const session_options& o = e->options();
+    if (o.mode == transport::implicit_tls || o.tls == tls_policy::none)
+        return e->connect(std::move(host), std::move(port), d, std::move(h));
+    const bool required = o.tls == tls_policy::required;
+    const auto slot = h.get_cancellation_slot();
+    auto refuse_or_go_on = [e, required, d](handler<> done, error_code why) {
+        if (!required) return complete_now(std::move(done), {});
+        if (d != nullptr && why != error::server_refused) d->assign_client(why.message());
+        e->abort(error::tls_required);
+        complete_now(std::move(done), error::tls_required);
+    };
+    auto after_stls = [e, d, slot, refuse_or_go_on](handler<> done, error_code ec) mutable {
+        if (ec == error::server_refused) return refuse_or_go_on(std::move(done), ec);
+        if (ec) return complete_now(std::move(done), ec);
+        op_capa(e, d, asio::bind_cancellation_slot(slot, [done = std::move(done)](error_code ec2, capabilities) mutable {
+                    complete_now(std::move(done), ec2);
+                }));
+    };
+    auto after_capa = [e, d, slot, refuse_or_go_on, after_stls](handler<> done, error_code ec,
+                                                                   const capabilities& caps) mutable {
+        if (ec && is_fatal(ec)) return complete_now(std::move(done), ec);
+        if (ec || !caps.stls) return refuse_or_go_on(std::move(done), ec ? ec : error_code(error::tls_required));
+        op_starttls(e, d, asio::bind_cancellation_slot(slot, [done = std::move(done), after_stls](error_code ec2) mutable {
+                        after_stls(std::move(done), ec2);
+                    }));
+    };
+    e->connect(std::move(host), std::move(port), d,
+               asio::bind_cancellation_slot(slot, [e, d, slot, after_capa, h = std::move(h)](error_code ec) mutable {
+                   if (ec) return complete_now(std::move(h), ec);
+                   op_capa(e, d, asio::bind_cancellation_slot(
+                                     slot, [h = std::move(h), after_capa](error_code ec2, capabilities caps) mutable {
+                                         after_capa(std::move(h), ec2, caps);
+                                     }));
+               }));
+}
+
+void op_login(const std::shared_ptr<engine>& engine_, std::string user, std::string password, diagnostics* d,
+              handler<> h);
+void op_apop(const std::shared_ptr<engine>& engine_, std::string user, std::string secret, diagnostics* d,
+             handler<> h);
+
+/// Logs in with the mechanism the policy picks (or the one named).
+void op_authenticate(const std::shared_ptr<engine>& e, credentials c, diagnostics* d, handler<> h) {
+    auto r = make_request<auth_request>(*e, command_kind::auth, d, std::move(h));
+    if (e->state() != session_state::authorization)
+        return e->reject(*r, e->state() == session_state::failed ? error_code(error::session_failed)
+                                                                 : error_code(error::wrong_state));
+    const auth_context ctx{e->caps() ? &*e->caps() : nullptr, e->has_apop_timestamp(), e->encrypted(),
+                           e->options().allow_plaintext_auth};
+    auth_mechanism chosen{};
+    if (error_code ec = choose_mechanism(c, ctx, chosen)) return e->reject(*r, ec);
+    if (chosen == auth_mechanism::user_pass) {
+        handler<> taken;
+        taken.swap(r->h);
+        return op_login(e, c.user, c.password, d, std::move(taken));
+    }
+    if (chosen == auth_mechanism::apop) {
+        handler<> taken;
+        taken.swap(r->h);
+        return op_apop(e, c.user, c.password, d, std::move(taken));
+    }
+    std::string token;
+    if (chosen == auth_mechanism::xoauth2 || chosen == auth_mechanism::oauthbearer) {
+        if (error_code ec = c.oauth_token(token)) return e->reject(*r, ec);
+        for (char ch : token)
+            if (ch == '\r' || ch == '\n' || ch == '\0') return e->reject(*r, error::argument_has_forbidden_char);
+    }
+    r->client = make_sasl_client(chosen, c, std::move(token));
+    const std::string mechanism(mechanism_name(chosen));
+    std::optional<std::string> initial = r->client->start();
+    if (initial) {
+        // With AUTH when it fits the line (RFC 5034: 255 octets, unless the
+        // user lifted the limit); otherwise after the server's empty "+ ".
+        const std::string encoded = initial->empty() ? std::string("=") : base64_encode(*initial);
+        std::string probe;
+        if (!encode_command(probe, command_kind::auth, {mechanism, encoded}, e->options().encoding))
+            return void(encode_and_submit(*e, std::move(r), {mechanism, encoded}, true));
+        r->pending_initial = std::move(initial);
+    }
+    encode_and_submit(*e, std::move(r), {mechanism}, true);
+}
+
+void op_utf8(const std::shared_ptr<engine>& e, diagnostics* d, handler<> h) {
+    encode_and_submit(*e, make_request<status_request>(*e, command_kind::utf8, d, std::move(h)), {});
+}
+
+void op_lang(const std::shared_ptr<engine>& e, std::string tag, diagnostics* d, handler<> h) {
+    encode_and_submit(*e, make_request<status_request>(*e, command_kind::lang, d, std::move(h)), {tag});
+}
+
+void op_lang_list(const std::shared_ptr<engine>& e, diagnostics* d, handler<std::vector<std::string>> h) {
+    const std::size_t max_line = e->options().limits.max_line;
+    encode_and_submit(*e, make_request<lang_list_request>(*e, command_kind::lang, d, std::move(h), max_line), {});
+}
 
 void op_capa(const std::shared_ptr<engine>& engine_, diagnostics* d, handler<capabilities> h) {
     const parser_limits& limits = engine_->options().limits;
@@ -601,8 +797,19 @@ session_core& session_core::operator=(session_core&& other) noexcept {
 
 asio::any_io_executor session_core::get_executor() const noexcept { return engine_->executor(); }
 
-void session_core::connect(std::string host, std::string port, handler<> h) {
-    engine_->connect(std::move(host), std::move(port), std::move(h));
+void session_core::connect(std::string host, std::string port, diagnostics* d, handler<> h) {
+    op_connect(engine_, std::move(host), std::move(port), d, std::move(h));
+}
+void session_core::starttls(diagnostics* d, handler<> h) { op_starttls(engine_, d, std::move(h)); }
+void session_core::authenticate(credentials c, diagnostics* d, handler<> h) {
+    op_authenticate(engine_, std::move(c), d, std::move(h));
+}
+void session_core::utf8(diagnostics* d, handler<> h) { op_utf8(engine_, d, std::move(h)); }
+void session_core::lang(std::string tag, diagnostics* d, handler<> h) {
+    op_lang(engine_, std::move(tag), d, std::move(h));
+}
+void session_core::lang_list(diagnostics* d, handler<std::vector<std::string>> h) {
+    op_lang_list(engine_, d, std::move(h));
 }
 
 void session_core::greeting(handler<> h) { engine_->start_greeting(std::move(h)); }

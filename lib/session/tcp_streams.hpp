@@ -9,6 +9,7 @@
 #include <boost/asio/ssl/stream.hpp>
 
 #include <string>
+#include <vector>
 
 namespace pop3::detail {
 
@@ -22,6 +23,9 @@ void set_tcp_options(boost::asio::ip::tcp::socket& socket) noexcept;
 /// address), checked by OpenSSL during the handshake.
 error_code prepare_client_tls(boost::asio::ssl::stream<boost::asio::ip::tcp::socket>& stream,
                               const std::string& server_name);
+
+/// Checks the peer's public key against the pins (none: no check).
+error_code check_pins(SSL* ssl, const std::vector<std::string>& pins);
 
 }  // namespace pop3::detail
 

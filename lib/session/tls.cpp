@@ -5,6 +5,9 @@
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ssl/error.hpp>
 
+#include <pop3/sasl.hpp>
+
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -34,7 +37,41 @@ std::shared_ptr<boost::asio::ssl::context> make_tls_context(const tls_options& o
     return ctx;
 }
 
+namespace {
+std::string spki_pin(X509* cert) {
+    unsigned char* der = nullptr;
+    const int len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &der);
+    if (len <= 0) return {};
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int md_len = 0;
+    EVP_Digest(der, static_cast<std::size_t>(len), md, &md_len, EVP_sha256(), nullptr);
+    OPENSSL_free(der);
+    return base64_encode(std::string_view(reinterpret_cast<char*>(md), md_len));
+}
+}  // namespace
+
+std::string public_key_pin(const std::string& certificate_pem) {
+    BIO* bio = BIO_new_mem_buf(certificate_pem.data(), static_cast<int>(certificate_pem.size()));
+    X509* cert = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
+    BIO_free(bio);
+    if (cert == nullptr) return {};
+    std::string pin = spki_pin(cert);
+    X509_free(cert);
+    return pin;
+}
+
 namespace detail {
+
+error_code check_pins(SSL* ssl, const std::vector<std::string>& pins) {
+    if (pins.empty()) return {};
+    X509* cert = SSL_get1_peer_certificate(ssl);
+    if (cert == nullptr) return error::certificate_pin_mismatch;
+    const std::string pin = spki_pin(cert);
+    X509_free(cert);
+    for (const auto& p : pins)
+        if (p == pin) return {};
+    return error::certificate_pin_mismatch;
+}
 
 void tcp_quickack(int native_handle) noexcept {
 #ifdef TCP_QUICKACK

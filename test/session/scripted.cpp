@@ -39,6 +39,7 @@ const std::string expected_commands = "CAPA\r\nUSER u\r\nPASS p\r\nSTAT\r\nLIST\
 session_options options() {
     session_options o;
     o.allow_plaintext_auth = true;  // a scripted stream is not encrypted
+    o.tls = pop3::tls_policy::none;
     o.reply_timeout = std::chrono::seconds(5);
     return o;
 }

@@ -41,6 +41,7 @@ struct server_fixture {
     session_options plain_options(std::chrono::milliseconds reply_timeout = std::chrono::seconds(10)) const {
         session_options o;
         o.allow_plaintext_auth = true;
+        o.tls = pop3::tls_policy::none;
         o.reply_timeout = reply_timeout;
         return o;
     }

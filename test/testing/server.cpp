@@ -64,6 +64,7 @@ TEST_CASE("a Maildir is served with CRLF line endings") {
     pop3::test::run(ioc, [&]() -> awaitable<void> {
         session_options o;
         o.allow_plaintext_auth = true;
+        o.tls = pop3::tls_policy::none;
         session s(ioc, o);
         co_await s.async_connect("127.0.0.1", std::to_string(server.port()), use_awaitable);
         co_await s.async_login("m", "pw", use_awaitable);
@@ -89,6 +90,7 @@ TEST_CASE("a seeded random drop falls at the same place every time") {
         pop3::test::run(ioc, [&]() -> awaitable<void> {
             session_options o;
             o.allow_plaintext_auth = true;
+            o.tls = pop3::tls_policy::none;
             session s(ioc, o);
             auto [ec] = co_await s.async_connect("127.0.0.1", std::to_string(server.port()),
                                                  asio::as_tuple(use_awaitable));
@@ -120,6 +122,7 @@ TEST_CASE("the server counts connections, and the peak") {
     pop3::test::run(ioc, [&]() -> awaitable<void> {
         session_options o;
         o.allow_plaintext_auth = true;
+        o.tls = pop3::tls_policy::none;
         std::vector<std::unique_ptr<session>> sessions;
         for (int i = 0; i < 20; ++i) {
             sessions.push_back(std::make_unique<session>(ioc, o));

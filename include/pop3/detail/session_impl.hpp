@@ -9,6 +9,7 @@
 #include <pop3/detail/any_stream.hpp>
 #include <pop3/diagnostics.hpp>
 #include <pop3/listing.hpp>
+#include <pop3/sasl.hpp>
 #include <pop3/session_options.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
@@ -48,7 +49,12 @@ public:
 
     boost::asio::any_io_executor get_executor() const noexcept;
 
-    void connect(std::string host, std::string port, handler<> h);
+    void connect(std::string host, std::string port, diagnostics* d, handler<> h);
+    void starttls(diagnostics* d, handler<> h);
+    void authenticate(credentials c, diagnostics* d, handler<> h);
+    void utf8(diagnostics* d, handler<> h);
+    void lang(std::string tag, diagnostics* d, handler<> h);
+    void lang_list(diagnostics* d, handler<std::vector<std::string>> h);
     void greeting(handler<> h);
     void capa(diagnostics* d, handler<capabilities> h);
     void login(std::string user, std::string password, diagnostics* d, handler<> h);
