@@ -18,6 +18,15 @@ struct key_and_certificate {
 key_and_certificate make_self_signed(const std::vector<std::string>& dns_names,
                                      const std::vector<std::string>& ip_addresses, int valid_days = 2);
 
+/// A certificate authority for tests.
+key_and_certificate make_ca(const std::string& name);
+
+/// A server certificate signed by `ca`, valid from `not_before_seconds` to
+/// `not_after_seconds` relative to now (negative: in the past).
+key_and_certificate make_leaf(const key_and_certificate& ca, const std::vector<std::string>& dns_names,
+                              const std::vector<std::string>& ip_addresses, long not_before_seconds = -3600,
+                              long not_after_seconds = 86400);
+
 }  // namespace pop3::testing::detail
 
 #endif

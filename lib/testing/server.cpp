@@ -3,6 +3,7 @@
 #include "certificate.hpp"
 
 #include <pop3/apop.hpp>
+#include <pop3/sasl.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -88,10 +89,23 @@ struct server::impl : std::enable_shared_from_this<impl> {
 
     impl(asio::any_io_executor e, server_options o)
         : ex(std::move(e)), options(std::move(o)), acceptor(ex) {
-        identity = detail::make_self_signed({"localhost"}, {"127.0.0.1", "::1"});
+        if (!options.tls_certificate_pem.empty()) {
+            identity.certificate_pem = options.tls_certificate_pem;
+            identity.key_pem = options.tls_key_pem;
+        } else {
+            identity = detail::make_self_signed({"localhost"}, {"127.0.0.1", "::1"});
+        }
         tls = std::make_shared<ssl::context>(ssl::context::tls_server);
         tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
                          ssl::context::no_sslv3);
+        if (options.tls_max_version != 0) {
+            // An old server: offer only up to that version, at security level
+            // 0 so that OpenSSL really offers it.
+            SSL_CTX_set_security_level(tls->native_handle(), 0);
+            SSL_CTX_set_min_proto_version(tls->native_handle(), TLS1_VERSION);
+            SSL_CTX_set_max_proto_version(tls->native_handle(), options.tls_max_version);
+            SSL_CTX_set_cipher_list(tls->native_handle(), "DEFAULT:@SECLEVEL=0");
+        }
         tls->use_certificate_chain(asio::buffer(identity.certificate_pem));
         tls->use_private_key(asio::buffer(identity.key_pem), ssl::context::pem);
     }
@@ -132,6 +146,15 @@ struct connection : std::enable_shared_from_this<connection> {
     bool upgrade_pending = false;
     std::string timestamp;
     const fault_plan* faults;
+
+    struct sasl_exchange {
+        std::string mechanism;
+        int step = 0;
+        std::string user;
+        std::string gs2, client_first_bare, server_first, challenge;
+        scram_keys keys;
+    };
+    std::optional<sasl_exchange> sasl;
 
     connection(std::shared_ptr<server::impl> s, tcp::socket sock, std::uint64_t n)
         : srv(std::move(s)), socket(std::move(sock)), wake(srv->ex), id(n), faults(&srv->options.faults) {
@@ -318,6 +341,11 @@ struct connection : std::enable_shared_from_this<connection> {
         if (o.uidl) r += "UIDL\r\n";
         if (o.resp_codes) r += "RESP-CODES\r\nAUTH-RESP-CODE\r\n";
         if (o.pipelining) r += "PIPELINING\r\n";
+        if (!o.sasl.empty()) {
+            r += "SASL";
+            for (const auto& m : o.sasl) r += " " + m;
+            r += "\r\n";
+        }
         if (o.tls == server_options::tls_mode::stls && !tls) r += "STLS\r\n";
         if (o.login_delay != 0) r += "LOGIN-DELAY " + std::to_string(o.login_delay) + "\r\n";
         if (!o.expire.empty()) r += "EXPIRE " + o.expire + "\r\n";
@@ -353,10 +381,176 @@ struct connection : std::enable_shared_from_this<connection> {
         send(at, "+OK maildrop has " + std::to_string(acct->messages.size()) + " messages\r\n");
     }
 
+    static auth_mechanism scram_hash(const std::string& mechanism) {
+        return mechanism == "SCRAM-SHA-1" ? auth_mechanism::scram_sha_1 : auth_mechanism::scram_sha_256;
+    }
+
+    void sasl_fail(clock::time_point at, const char* why = "authentication failed") {
+        sasl.reset();
+        send(at, std::string("-ERR [AUTH] ") + why + "\r\n");
+    }
+
+    void sasl_challenge(clock::time_point at, std::string_view data) {
+        send(at, "+ " + base64_encode(data) + "\r\n");
+    }
+
+    const account* find_account(const std::string& name) const {
+        auto it = srv->accounts.find(name);
+        return it == srv->accounts.end() ? nullptr : &it->second;
+    }
+
+    void auth(const std::vector<std::string>& args, clock::time_point at) {
+        std::string mechanism = args[1];
+        for (char& c : mechanism) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+        const auto& offered = srv->options.sasl;
+        if (std::find(offered.begin(), offered.end(), mechanism) == offered.end())
+            return send(at, "-ERR unsupported authentication mechanism\r\n");
+        sasl.emplace();
+        sasl->mechanism = mechanism;
+        if (args.size() >= 3) {
+            const auto initial = args[2] == "=" ? std::optional<std::string>("") : base64_decode(args[2]);
+            if (!initial) return sasl_fail(at, "invalid base64");
+            return sasl_data(*initial, at);
+        }
+        if (mechanism == "LOGIN") {
+            sasl->step = 1;
+            return sasl_challenge(at, "Username:");
+        }
+        if (mechanism == "CRAM-MD5") {
+            sasl->challenge = "<" + std::to_string(id) + "." + std::to_string(srv->stats.commands) + "@pop3.test>";
+            sasl->step = 1;
+            return sasl_challenge(at, sasl->challenge);
+        }
+        send(at, "+ \r\n");  // an empty challenge: send the initial response
+    }
+
+    void sasl_line(const std::string& line, clock::time_point at) {
+        if (line == "*") {
+            sasl.reset();
+            return send(at, "-ERR authentication cancelled\r\n");
+        }
+        const auto data = base64_decode(line);
+        if (!data) return sasl_fail(at, "invalid base64");
+        sasl_data(*data, at);
+    }
+
+    // One client message of the exchange in progress.
+    void sasl_data(const std::string& data, clock::time_point at) {
+        sasl_exchange& x = *sasl;
+        const std::string& m = x.mechanism;
+        if (m == "PLAIN") {
+            const std::size_t a = data.find('\0');
+            const std::size_t b = a == std::string::npos ? a : data.find('\0', a + 1);
+            if (b == std::string::npos) return sasl_fail(at);
+            return sasl_check(data.substr(a + 1, b - a - 1), data.substr(b + 1), at);
+        }
+        if (m == "LOGIN") {
+            if (x.step <= 1) {
+                x.user = data;
+                x.step = 2;
+                return sasl_challenge(at, "Password:");
+            }
+            return sasl_check(x.user, data, at);
+        }
+        if (m == "CRAM-MD5") {
+            const std::size_t sp = data.rfind(' ');
+            if (sp == std::string::npos) return sasl_fail(at);
+            const account* a = find_account(data.substr(0, sp));
+            std::string expected;
+            if (a != nullptr) {
+                static constexpr char hexdigits[] = "0123456789abcdef";
+                for (unsigned char c : hmac(auth_mechanism::cram_md5, a->password, x.challenge)) {
+                    expected += hexdigits[c >> 4];
+                    expected += hexdigits[c & 15];
+                }
+            }
+            if (a == nullptr || data.substr(sp + 1) != expected) return sasl_fail(at);
+            return finish_sasl(data.substr(0, sp), at);
+        }
+        if (m == "XOAUTH2" || m == "OAUTHBEARER") {
+            if (x.step == 1) return sasl_fail(at, "invalid token");  // the answer to our error JSON
+            std::string user, token;
+            std::size_t pos = m == "OAUTHBEARER" ? data.find('\x01') : 0;
+            if (m == "OAUTHBEARER") {
+                const std::size_t a = data.find("a=");
+                if (a != std::string::npos) user = data.substr(a + 2, data.find(',', a) - a - 2);
+            }
+            for (std::size_t i = pos; i < data.size();) {
+                std::size_t end = data.find('\x01', i);
+                if (end == std::string::npos) end = data.size();
+                const std::string kv = data.substr(i, end - i);
+                if (kv.rfind("user=", 0) == 0) user = kv.substr(5);
+                if (kv.rfind("auth=Bearer ", 0) == 0) token = kv.substr(12);
+                i = end + 1;
+            }
+            const account* a = find_account(user);
+            if (a != nullptr && !token.empty() && a->password == token) return finish_sasl(user, at);
+            x.step = 1;
+            return sasl_challenge(at, m == "XOAUTH2"
+                                          ? R"({"status":"401","schemes":"bearer","scope":"https://mail.test/"})"
+                                          : R"({"status":"invalid_token","scope":"mail"})");
+        }
+        // SCRAM-SHA-1 / SCRAM-SHA-256
+        const auth_mechanism h = scram_hash(m);
+        if (x.step == 0) {
+            const std::size_t second_comma = data.find(',', data.find(',') + 1);
+            if (data.size() < 3 || data.compare(0, 1, "n") != 0 || second_comma == std::string::npos)
+                return sasl_fail(at, "bad client-first message");
+            x.gs2 = data.substr(0, second_comma + 1);
+            x.client_first_bare = data.substr(second_comma + 1);
+            const std::size_t n = x.client_first_bare.find("n=");
+            const std::size_t r = x.client_first_bare.find(",r=");
+            if (n != 0 || r == std::string::npos) return sasl_fail(at, "bad client-first message");
+            x.user = x.client_first_bare.substr(2, r - 2);
+            const account* a = find_account(x.user);
+            if (a == nullptr) return sasl_fail(at);
+            const std::string salt = hash(auth_mechanism::scram_sha_256, "salt:" + x.user).substr(0, 16);
+            x.keys = scram_derive(h, a->password, salt, 4096);
+            x.server_first = "r=" + x.client_first_bare.substr(r + 3) + "srv" + std::to_string(id) +
+                             ",s=" + base64_encode(salt) + ",i=4096";
+            x.step = 1;
+            return sasl_challenge(at, x.server_first);
+        }
+        if (x.step == 1) {
+            const std::size_t p = data.rfind(",p=");
+            if (p == std::string::npos) return sasl_fail(at, "bad client-final message");
+            const std::string without_proof = data.substr(0, p);
+            const auto proof = base64_decode(data.substr(p + 3));
+            const std::string auth_message = x.client_first_bare + "," + x.server_first + "," + without_proof;
+            const std::string signature = hmac(h, x.keys.stored_key, auth_message);
+            if (!proof || proof->size() != signature.size() ||
+                without_proof.rfind("c=" + base64_encode(x.gs2) + ",", 0) != 0)
+                return sasl_fail(at);
+            std::string client_key = *proof;
+            for (std::size_t i = 0; i < client_key.size(); ++i)
+                client_key[i] = static_cast<char>(client_key[i] ^ signature[i]);
+            if (hash(h, client_key) != x.keys.stored_key) return sasl_fail(at);
+            std::string server_signature = hmac(h, x.keys.server_key, auth_message);
+            if (faults->bad_scram_signature) server_signature[0] = static_cast<char>(server_signature[0] ^ 1);
+            x.step = 2;
+            return sasl_challenge(at, "v=" + base64_encode(server_signature));
+        }
+        // step 2: the client's empty answer to the server-final message
+        if (!data.empty()) return sasl_fail(at);
+        return finish_sasl(x.user, at);
+    }
+
+    void sasl_check(const std::string& user, const std::string& password, clock::time_point at) {
+        const account* a = find_account(user);
+        if (a == nullptr || a->password != password) return sasl_fail(at);
+        finish_sasl(user, at);
+    }
+
+    void finish_sasl(const std::string& user, clock::time_point at) {
+        sasl.reset();
+        login(user, at);
+    }
+
     void handle(std::string line, clock::time_point at) {
         ++srv->stats.commands;
         ++command_number;
         if (stalled) return;
+        if (sasl) return sasl_line(line, at);
         if (faults->stall_at_command && command_number >= *faults->stall_at_command) {
             stalled = true;
             return;
@@ -421,9 +615,14 @@ struct connection : std::enable_shared_from_this<connection> {
                     return send(at, "-ERR [AUTH] authentication failed\r\n");
                 return login(args[1], at);
             }
+            if (cmd == "AUTH" && args.size() >= 2) return auth(args, at);
             if (cmd == "STLS" && o.tls == server_options::tls_mode::stls && !tls) {
+                if (faults->stls_silent) {
+                    stalled = true;
+                    return send(at, "+OK begin TLS negotiation\r\n");
+                }
                 upgrade_pending = true;
-                return send(at, "+OK begin TLS negotiation\r\n");
+                return send(at, "+OK begin TLS negotiation\r\n" + faults->stls_inject);
             }
             return send(at, "-ERR not allowed before login\r\n");
         }

@@ -54,6 +54,13 @@ struct fault_plan {
     std::optional<std::uint64_t> garbage_at_command; ///< answer this command with broken framing
     bool one_byte_writes = false;                    ///< send every reply one octet at a time
     bool greeting_err = false;                       ///< greet with -ERR and close
+    /// Sent right after the STLS +OK, in the same write (an injection).
+    std::string stls_inject;
+    /// Answer STLS with +OK, then never start TLS.
+    bool stls_silent = false;
+    /// SCRAM: send a wrong server signature (a server that cannot prove
+    /// it knows the password).
+    bool bad_scram_signature = false;
     bool in_use = false;                             ///< refuse logins with -ERR [IN-USE]
     /// Drop each connection at a point drawn from this seed (within the
     /// first `random_drop_window` octets written). 0: off.
@@ -77,6 +84,16 @@ struct server_options {
     bool apop = true;   ///< a msg-id timestamp in the greeting
     bool user = true;
     bool last = true;
+    /// SASL mechanisms offered (advertised with CAPA SASL). OAuth ones take
+    /// the account's password as the bearer token.
+    std::vector<std::string> sasl = {"PLAIN", "LOGIN", "CRAM-MD5", "SCRAM-SHA-1", "SCRAM-SHA-256", "XOAUTH2",
+                                     "OAUTHBEARER"};
+    /// TLS identity: the PEM key and certificate chain to serve; empty means
+    /// the self-signed one made at start (for localhost and 127.0.0.1).
+    std::string tls_key_pem;
+    std::string tls_certificate_pem;
+    /// Highest TLS version offered, e.g. TLS1_1_VERSION (0: the library's).
+    int tls_max_version = 0;
     std::size_t login_delay = 0;  ///< advertised as LOGIN-DELAY when non-zero
     std::string expire;           ///< advertised as EXPIRE when non-empty
 

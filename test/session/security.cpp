@@ -1,0 +1,349 @@
+// STLS, TLS verification, pinning, SASL and the authentication policy,
+// end to end against the test server.
+
+#include <pop3/session.hpp>
+#include <pop3/testing/server.hpp>
+
+#include "../../lib/testing/certificate.hpp"
+#include "../support/run.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <doctest/doctest.h>
+
+#include <openssl/ssl.h>
+
+namespace asio = boost::asio;
+using namespace pop3;
+using asio::awaitable;
+using asio::use_awaitable;
+constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
+namespace certs = pop3::testing::detail;
+
+namespace {
+
+struct tls_fixture {
+    asio::io_context ioc;
+    testing::server server;
+    std::vector<std::string> mail = testing::generate_messages({});
+
+    explicit tls_fixture(testing::server_options o, std::optional<testing::fault_plan> faults = {})
+        : server(ioc.get_executor(), std::move(o)) {
+        server.add_account("alice", "wonderland", mail, faults);
+        REQUIRE(!server.start());
+    }
+    std::string port() const { return std::to_string(server.port()); }
+
+    // A client for the server's own certificate, by STLS or implicit TLS.
+    session_options client(transport mode = transport::plain) const {
+        session_options o;
+        o.mode = mode;
+        o.tls_context = server.client_tls_context();
+        o.reply_timeout = std::chrono::seconds(5);
+        return o;
+    }
+};
+
+testing::server_options stls_server() {
+    testing::server_options o;
+    o.tls = testing::server_options::tls_mode::stls;
+    return o;
+}
+testing::server_options implicit_server() {
+    testing::server_options o;
+    o.tls = testing::server_options::tls_mode::implicit;
+    return o;
+}
+
+credentials password(auth_mechanism m, std::string pw = "wonderland") {
+    credentials c;
+    c.user = "alice";
+    c.password = std::move(pw);
+    c.mechanism = m;
+    return c;
+}
+
+}  // namespace
+
+TEST_CASE("STLS by default: the password crosses only TLS") {
+    tls_fixture f(stls_server());
+    pop3::test::run(f.ioc, [&]() -> awaitable<void> {
+        session s(f.ioc, f.client());
+        co_await s.async_connect("127.0.0.1", f.port(), use_awaitable);
+        CHECK(s.is_encrypted());
+        REQUIRE(s.server_capabilities() != nullptr);
+        CHECK(!s.server_capabilities()->stls);  // asked again over TLS
+        co_await s.async_login("alice", "wonderland", use_awaitable);  // no plaintext opt-in needed
+        CHECK(co_await s.async_retr(1, use_awaitable) == f.mail[0]);
+    });
+}
+
+TEST_CASE("TLS required but no STLS: an error before any credential") {
+    tls_fixture f({});  // a plain server without STLS
+    pop3::test::run(f.ioc, [&]() -> awaitable<void> {
+        session s(f.ioc, f.client());
+        auto [ec] = co_await s.async_connect("127.0.0.1", f.port(), tuple_awaitable);
+        CHECK(ec == error::tls_required);
+        CHECK(s.state() == session_state::failed);
+        auto [ec2] = co_await s.async_login("alice", "wonderland", tuple_awaitable);
+        CHECK(ec2 == error::session_failed);
+    });
+    CHECK(f.server.stats().commands == 1);  // CAPA, nothing else
+}
+
+TEST_CASE("opportunistic TLS without STLS carries on, but keeps the password back") {
+    tls_fixture f({});
+    pop3::test::run(f.ioc, [&]() -> awaitable<void> {
+        session_options o = f.client();
+        o.tls = tls_policy::opportunistic;
+        session s(f.ioc, o);
+        co_await s.async_connect("127.0.0.1", f.port(), use_awaitable);
+        CHECK(!s.is_encrypted());
+        auto [ec] = co_await s.async_login("alice", "wonderland", tuple_awaitable);
+        CHECK(ec == error::plaintext_auth_refused);
+        auto [ec2] = co_await s.async_authenticate(password(auth_mechanism::automatic), tuple_awaitable);
+        CHECK(!ec2);  // SCRAM-SHA-256: no cleartext secret
+        CHECK(s.state() == session_state::transaction);
+    });
+}
+
+TEST_CASE("STLS injection: bytes after +OK in the same write end the session") {
+    for (std::string injected : {std::string("+OK fake\r\n"), std::string("+OK fa")}) {
+        CAPTURE(injected);
+        testing::fault_plan faults;
+        faults.stls_inject = injected;
+        testing::server_options so = stls_server();
+        so.faults = faults;
+        tls_fixture f(so);
+        pop3::test::run(f.ioc, [&]() -> awaitable<void> {
+            session s(f.ioc, f.client());
+            auto [ec] = co_await s.async_connect("127.0.0.1", f.port(), tuple_awaitable);
+            CHECK(ec == error::stls_injection);
+            CHECK(s.state() == session_state::failed);
+        });
+    }
+}
+
+TEST_CASE("silence after the STLS +OK hits the handshake deadline") {
+    testing::server_options so = stls_server();
+    so.faults.stls_silent = true;
+    tls_fixture f(so);
+    pop3::test::run(f.ioc, [&]() -> awaitable<void> {
+        session_options o = f.client();
+        o.handshake_timeout = std::chrono::milliseconds(300);
+        session s(f.ioc, o);
+        auto [ec] = co_await s.async_connect("127.0.0.1", f.port(), tuple_awaitable);
+        CHECK(ec == error::timeout);
+    });
+}
+
+TEST_CASE("every SASL mechanism, end to end over TLS") {
+    tls_fixture f(implicit_server());
+    for (auto m : {auth_mechanism::plain, auth_mechanism::login, auth_mechanism::cram_md5, auth_mechanism::scram_sha_1,
+                   auth_mechanism::scram_sha_256, auth_mechanism::user_pass, auth_mechanism::apop}) {
+        CAPTURE(mechanism_name(m));
+        pop3::test::run(f.ioc, [&]() -> awaitable<void> {
+            session s(f.ioc, f.client(transport::implicit_tls));
+            co_await s.async_connect("127.0.0.1", f.port(), use_awaitable);
+            co_await s.async_capa(use_awaitable);
+            diagnostics d;
+            auto [bad] = co_await s.async_authenticate(password(m, "wrong"), tuple_awaitable, &d);
+            CHECK(bad == error::server_refused);
+            CHECK(d.code().kind == response_code_kind::auth);
+            CHECK(s.state() == session_state::authorization);
+            auto [ec] = co_await s.async_authenticate(password(m), tuple_awaitable, &d);
+            CHECK_MESSAGE(!ec, std::string(ec.message() + " / " + d.server_message()));
+            CHECK(s.state() == session_state::transaction);
+            CHECK(co_await s.async_retr(2, use_awaitable) == f.mail[1]);
+            co_await s.async_quit(use_awaitable);
+        });
+    }
+}
+
+TEST_CASE("OAuth: XOAUTH2 and OAUTHBEARER, with the token from a provider, one and two steps") {
+    tls_fixture f(implicit_server());
+    for (auto m : {auth_mechanism::xoauth2, auth_mechanism::oauthbearer}) {
+        for (std::size_t extra : {std::size_t(0), std::size_t(400)}) {  // 400: over 255 octets, two steps
+            CAPTURE(mechanism_name(m));
+            CAPTURE(extra);
+            const std::string good = "wonderland";
+            f.server.add_account("tok" + std::to_string(extra), good + std::string(extra, 'x'), f.mail);
+            pop3::test::run(f.ioc, [&]() -> awaitable<void> {
+                int calls = 0;
+                credentials c;
+                c.user = "tok" + std::to_string(extra);
+                c.mechanism = m;
+                std::string token = "expired";
+                c.oauth_token = [&](std::string& t) {
+                    ++calls;
+                    t = token;
+                    return error_code{};
+                };
+                session s(f.ioc, f.client(transport::implicit_tls));
+                co_await s.async_connect("127.0.0.1", f.port(), use_awaitable);
+                co_await s.async_capa(use_awaitable);
+                auto [bad] = co_await s.async_authenticate(c, tuple_awaitable);
+                CHECK(bad == error::server_refused);  // the server's JSON, answered, then -ERR
+                token = good + std::string(extra, 'x');  // refreshed
+                auto [ec] = co_await s.async_authenticate(c, tuple_awaitable);
+                CHECK_MESSAGE(!ec, ec.message());
+                CHECK(calls == 2);
+                CHECK(s.state() == session_state::transaction);
+            });
+        }
+    }
+}
+
+TEST_CASE("SCRAM: a server that cannot prove the password is not used") {
+    testing::server_options so = implicit_server();
+    so.faults.bad_scram_signature = true;
+    tls_fixture f(so);
+    pop3::test::run(f.ioc, [&]() -> awaitable<void> {
+        session s(f.ioc, f.client(transport::implicit_tls));
+        co_await s.async_connect("127.0.0.1", f.port(), use_awaitable);
+        co_await s.async_capa(use_awaitable);
+        auto [ec] = co_await s.async_authenticate(password(auth_mechanism::scram_sha_256), tuple_awaitable);
+        CHECK(ec == error::server_signature_mismatch);
+        CHECK(s.state() != session_state::transaction);
+    });
+}
+
+TEST_CASE("a mechanism asked for that the server does not offer is an error, not a fallback") {
+    testing::server_options so = implicit_server();
+    so.sasl = {"PLAIN"};
+    tls_fixture f(so);
+    pop3::test::run(f.ioc, [&]() -> awaitable<void> {
+        session s(f.ioc, f.client(transport::implicit_tls));
+        co_await s.async_connect("127.0.0.1", f.port(), use_awaitable);
+        co_await s.async_capa(use_awaitable);
+        const auto before = f.server.stats().commands;
+        auto [ec] = co_await s.async_authenticate(password(auth_mechanism::cram_md5), tuple_awaitable);
+        CHECK(ec == error::mechanism_not_offered);
+        CHECK(f.server.stats().commands == before);
+        auto [ec2] = co_await s.async_authenticate(password(auth_mechanism::automatic), tuple_awaitable);
+        CHECK(!ec2);  // PLAIN, over TLS
+    });
+}
+
+TEST_CASE("credentials with CR, LF or NUL never reach the server") {
+    tls_fixture f(implicit_server());
+    pop3::test::run(f.ioc, [&]() -> awaitable<void> {
+        session s(f.ioc, f.client(transport::implicit_tls));
+        co_await s.async_connect("127.0.0.1", f.port(), use_awaitable);
+        co_await s.async_capa(use_awaitable);
+        const auto before = f.server.stats().commands;
+        for (auto m : {auth_mechanism::plain, auth_mechanism::user_pass, auth_mechanism::scram_sha_256}) {
+            auto [ec] = co_await s.async_authenticate(password(m, "pw\r\nDELE 1"), tuple_awaitable);
+            CHECK(ec == error::argument_has_forbidden_char);
+        }
+        auto [ec] = co_await s.async_login("alice\nDELE 1", "x", tuple_awaitable);
+        CHECK(ec == error::argument_has_forbidden_char);
+        CHECK(f.server.stats().commands == before);
+    });
+}
+
+TEST_CASE("public key pinning") {
+    tls_fixture f(implicit_server());
+    const std::string pin = public_key_pin(f.server.certificate_pem());
+    REQUIRE(!pin.empty());
+    pop3::test::run(f.ioc, [&]() -> awaitable<void> {
+        session_options good = f.client(transport::implicit_tls);
+        good.tls_pins = {"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", pin};
+        session s(f.ioc, good);
+        co_await s.async_connect("127.0.0.1", f.port(), use_awaitable);
+
+        session_options bad = f.client(transport::implicit_tls);
+        bad.tls_pins = {"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="};
+        session s2(f.ioc, bad);
+        auto [ec] = co_await s2.async_connect("127.0.0.1", f.port(), tuple_awaitable);
+        CHECK(ec == error::certificate_pin_mismatch);
+    });
+}
+
+TEST_CASE("certificates: expired, not yet valid, unknown CA, self-signed, another host, wildcards") {
+    const auto ca = certs::make_ca("pop3 test CA");
+    const auto other_ca = certs::make_ca("another CA");
+    struct row {
+        const char* what;
+        certs::key_and_certificate cert;
+        std::string server_name;
+        bool trusted_ca_is_ours;
+        bool should_connect;
+    };
+    const row table[] = {
+        {"valid, by IP", certs::make_leaf(ca, {"mail.example.test"}, {"127.0.0.1"}), "", true, true},
+        {"valid, by name", certs::make_leaf(ca, {"mail.example.test"}, {}), "mail.example.test", true, true},
+        {"expired", certs::make_leaf(ca, {"mail.example.test"}, {}, -7200, -3600), "mail.example.test", true, false},
+        {"not yet valid", certs::make_leaf(ca, {"mail.example.test"}, {}, 3600, 7200), "mail.example.test", true, false},
+        {"unknown CA", certs::make_leaf(other_ca, {"mail.example.test"}, {}), "mail.example.test", true, false},
+        {"self-signed", certs::make_self_signed({"mail.example.test"}, {}), "mail.example.test", true, false},
+        {"another host", certs::make_leaf(ca, {"other.example.test"}, {}), "mail.example.test", true, false},
+        {"wildcard matches one label", certs::make_leaf(ca, {"*.example.test"}, {}), "mail.example.test", true, true},
+        {"wildcard does not match two labels", certs::make_leaf(ca, {"*.example.test"}, {}), "a.b.example.test", true, false},
+        {"wildcard does not match the bare domain", certs::make_leaf(ca, {"*.example.test"}, {}), "example.test", true, false},
+        {"partial wildcard refused", certs::make_leaf(ca, {"m*.example.test"}, {}), "mail.example.test", true, false},
+        {"trusting another CA", certs::make_leaf(ca, {"mail.example.test"}, {}), "mail.example.test", false, false},
+    };
+    for (const row& r : table) {
+        INFO(std::string(r.what));
+        testing::server_options so = implicit_server();
+        so.tls_key_pem = r.cert.key_pem;
+        so.tls_certificate_pem = r.cert.certificate_pem;
+        tls_fixture f(so);
+        pop3::test::run(f.ioc, [&]() -> awaitable<void> {
+            session_options o;
+            o.mode = transport::implicit_tls;
+            o.tls_server_name = r.server_name;
+            auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+            ctx->set_verify_mode(asio::ssl::verify_peer);
+            ctx->add_certificate_authority(asio::buffer(r.trusted_ca_is_ours ? ca.certificate_pem : other_ca.certificate_pem));
+            o.tls_context = ctx;
+            session s(f.ioc, o);
+            auto [ec] = co_await s.async_connect("127.0.0.1", f.port(), tuple_awaitable);
+            CHECK_MESSAGE(!ec == r.should_connect, ec.message());
+        });
+    }
+}
+
+TEST_CASE("servers offering only TLS 1.0 or 1.1 are refused") {
+    for (int version : {TLS1_VERSION, TLS1_1_VERSION}) {
+        CAPTURE(version);
+        testing::server_options so = implicit_server();
+        so.tls_max_version = version;
+        tls_fixture f(so);
+        pop3::test::run(f.ioc, [&]() -> awaitable<void> {
+            session_options o = f.client(transport::implicit_tls);
+            o.tls_context = make_tls_context({});
+            o.tls_context->add_certificate_authority(asio::buffer(f.server.certificate_pem()));
+            session s(f.ioc, o);
+            auto [ec] = co_await s.async_connect("127.0.0.1", f.port(), tuple_awaitable);
+            CHECK(ec);
+        });
+    }
+    // The same server at TLS 1.2 is accepted: the refusal is the version's.
+    testing::server_options so = implicit_server();
+    so.tls_max_version = TLS1_2_VERSION;
+    tls_fixture f(so);
+    pop3::test::run(f.ioc, [&]() -> awaitable<void> {
+        session_options o = f.client(transport::implicit_tls);
+        o.tls_context = make_tls_context({});
+        o.tls_context->add_certificate_authority(asio::buffer(f.server.certificate_pem()));
+        session s(f.ioc, o);
+        auto [ec] = co_await s.async_connect("127.0.0.1", f.port(), tuple_awaitable);
+        CHECK(!ec);
+    });
+}
+
+TEST_CASE("UTF8 and LANG") {
+    tls_fixture f(implicit_server());
+    pop3::test::run(f.ioc, [&]() -> awaitable<void> {
+        session s(f.ioc, f.client(transport::implicit_tls));
+        co_await s.async_connect("127.0.0.1", f.port(), use_awaitable);
+        // The test server does not implement RFC 6856: it must say -ERR, and
+        // the session go on.
+        auto [ec] = co_await s.async_utf8(tuple_awaitable);
+        CHECK(ec == error::server_refused);
+        auto [ec2] = co_await s.async_lang("fr", tuple_awaitable);
+        CHECK(ec2 == error::server_refused);
+        co_await s.async_login("alice", "wonderland", use_awaitable);
+    });
+}
