@@ -15,6 +15,8 @@
 #include <boost/asio/write.hpp>
 
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include <algorithm>
 #include <array>
@@ -108,6 +110,11 @@ struct server::impl : std::enable_shared_from_this<impl> {
         }
         tls->use_certificate_chain(asio::buffer(identity.certificate_pem));
         tls->use_private_key(asio::buffer(identity.key_pem), ssl::context::pem);
+        if (!options.client_ca_pem.empty()) {
+            // Ask for a client certificate; go on without one (EXTERNAL then fails).
+            tls->add_certificate_authority(asio::buffer(options.client_ca_pem));
+            tls->set_verify_mode(ssl::verify_peer);
+        }
     }
 
     asio::awaitable<void> accept_loop();
@@ -466,6 +473,17 @@ struct connection : std::enable_shared_from_this<connection> {
             }
             if (a == nullptr || data.substr(sp + 1) != expected) return sasl_fail(at);
             return finish_sasl(data.substr(0, sp), at);
+        }
+        if (m == "EXTERNAL") {
+            // The identity is the verified client certificate's common name.
+            X509* peer = tls ? SSL_get0_peer_certificate(tls->native_handle()) : nullptr;
+            if (peer == nullptr || SSL_get_verify_result(tls->native_handle()) != X509_V_OK)
+                return sasl_fail(at, "no verified client certificate");
+            char cn[256] = {};
+            X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, cn, sizeof cn);
+            if (!data.empty() && data != cn) return sasl_fail(at, "not authorized for that identity");
+            if (find_account(cn) == nullptr) return sasl_fail(at);
+            return finish_sasl(cn, at);
         }
         if (m == "XOAUTH2" || m == "OAUTHBEARER") {
             if (x.step == 1) return sasl_fail(at, "invalid token");  // the answer to our error JSON

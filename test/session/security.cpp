@@ -347,3 +347,33 @@ TEST_CASE("UTF8 and LANG") {
         co_await s.async_login("alice", "wonderland", use_awaitable);
     });
 }
+
+TEST_CASE("EXTERNAL: the TLS client certificate is the credential") {
+    const auto ca = certs::make_ca("client CA");
+    const auto client_cert = certs::make_leaf(ca, {"alice"}, {});  // common name "alice"
+    testing::server_options so = implicit_server();
+    so.sasl = {"EXTERNAL", "PLAIN"};
+    so.client_ca_pem = ca.certificate_pem;
+    tls_fixture f(so);
+    pop3::test::run(f.ioc, [&]() -> awaitable<void> {
+        session_options o = f.client(transport::implicit_tls);
+        o.tls_context->use_certificate(asio::buffer(client_cert.certificate_pem), asio::ssl::context::pem);
+        o.tls_context->use_private_key(asio::buffer(client_cert.key_pem), asio::ssl::context::pem);
+        session s(f.ioc, o);
+        co_await s.async_connect("127.0.0.1", f.port(), use_awaitable);
+        co_await s.async_capa(use_awaitable);
+        credentials c;
+        c.user = "alice";
+        c.client_certificate = true;
+        co_await s.async_authenticate(c, use_awaitable);  // automatic: EXTERNAL first
+        CHECK(s.state() == session_state::transaction);
+
+        // Without a certificate the server refuses EXTERNAL.
+        session plain_client(f.ioc, f.client(transport::implicit_tls));
+        co_await plain_client.async_connect("127.0.0.1", f.port(), use_awaitable);
+        co_await plain_client.async_capa(use_awaitable);
+        c.mechanism = auth_mechanism::external;
+        auto [ec] = co_await plain_client.async_authenticate(c, tuple_awaitable);
+        CHECK(ec == error::server_refused);
+    });
+}

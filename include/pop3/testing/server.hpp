@@ -92,6 +92,9 @@ struct server_options {
     /// the self-signed one made at start (for localhost and 127.0.0.1).
     std::string tls_key_pem;
     std::string tls_certificate_pem;
+    /// PEM of the CA whose client certificates the server accepts for SASL
+    /// EXTERNAL (the certificate's common name is the user); empty: none.
+    std::string client_ca_pem;
     /// Highest TLS version offered, e.g. TLS1_1_VERSION (0: the library's).
     int tls_max_version = 0;
     std::size_t login_delay = 0;  ///< advertised as LOGIN-DELAY when non-zero
