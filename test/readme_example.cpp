@@ -20,7 +20,7 @@ asio::awaitable<void> fetch(std::string host) {
     pop3::session s(co_await asio::this_coro::executor, options);
     co_await s.async_connect(host, "995", asio::use_awaitable);
     co_await s.async_capa(asio::use_awaitable);    // learns PIPELINING
-    co_await s.async_login("user", "password", asio::use_awaitable);
+    co_await s.async_authenticate({.user = "user", .password = "pw"}, asio::use_awaitable);
     for (const auto& m : co_await s.async_list_uidl(asio::use_awaitable)) {
         std::string text = co_await s.async_retr(m.number, asio::use_awaitable);
         store(m.uid, text);                        // your code

@@ -45,13 +45,13 @@ bool sends_cleartext_secret(auth_mechanism m) noexcept;
 
 /// What the client can prove itself with.
 struct credentials {
-    std::string user;
-    std::string password;  ///< for password mechanisms
+    std::string user{};
+    std::string password{};  ///< for password mechanisms
     /// For XOAUTH2 and OAUTHBEARER: called for a fresh token at each login,
     /// so a long-running poller can refresh it. Returns the token, or an
     /// error to stop the login.
-    std::function<error_code(std::string& token)> oauth_token;
-    std::string authzid;  ///< authorize as another identity (PLAIN, SCRAM, EXTERNAL); usually empty
+    std::function<error_code(std::string& token)> oauth_token{};
+    std::string authzid{};  ///< authorize as another identity (PLAIN, SCRAM, EXTERNAL); usually empty
     bool client_certificate = false;  ///< a TLS client certificate is configured (EXTERNAL)
     auth_mechanism mechanism = auth_mechanism::automatic;
 };

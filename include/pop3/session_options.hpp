@@ -50,6 +50,11 @@ struct session_options {
     /// How long the TLS handshake after STLS may take.
     std::chrono::milliseconds handshake_timeout{std::chrono::seconds(30)};
 
+    /// Send a SASL mechanism's initial response with AUTH when it fits the
+    /// line (RFC 5034). Off: always wait for the server's empty "+ " first,
+    /// the two-step form some servers (Microsoft's XOAUTH2) require.
+    bool sasl_initial_response = true;
+
     /// Send passwords (USER/PASS) over a connection without TLS. Off by
     /// default: an explicit decision of the user, never a fallback.
     bool allow_plaintext_auth = false;

@@ -565,7 +565,9 @@ void op_authenticate(const std::shared_ptr<engine>& e, credentials c, diagnostic
     r->client = make_sasl_client(chosen, c, std::move(token));
     const std::string mechanism(mechanism_name(chosen));
     std::optional<std::string> initial = r->client->start();
-    if (initial) {
+    if (initial && !e->options().sasl_initial_response) {
+        r->pending_initial = std::move(initial);
+    } else if (initial) {
         // With AUTH when it fits the line (RFC 5034: 255 octets, unless the
         // user lifted the limit); otherwise after the server's empty "+ ".
         const std::string encoded = initial->empty() ? std::string("=") : base64_encode(*initial);
