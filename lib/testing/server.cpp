@@ -66,6 +66,7 @@ std::string make_uid(const std::string& content) {
 }
 
 struct account {
+    std::uint64_t refused = 0;  // logins refused so far by fault_plan::refuse_logins
     std::string password;
     std::vector<std::shared_ptr<const stored_message>> messages;
     std::optional<fault_plan> faults;
@@ -173,8 +174,18 @@ struct connection : std::enable_shared_from_this<connection> {
     }
     ~connection() {
         srv->live.erase(this);
-        --srv->stats.active;
+        uncount();
         if (acct != nullptr) acct->locked = false;
+    }
+
+    // A connection stops counting as active when the server closes it, not
+    // when its coroutines are gone: a client that reconnects at once after
+    // QUIT must not see one more than it holds.
+    bool counted = true;
+    void uncount() {
+        if (!counted) return;
+        counted = false;
+        --srv->stats.active;
     }
 
     void set_drop_point() {
@@ -188,6 +199,12 @@ struct connection : std::enable_shared_from_this<connection> {
 
     void close() {
         closing = true;
+        uncount();
+        if (acct != nullptr) {  // a dropped session releases its maildrop (no UPDATE)
+            acct->locked = false;
+            acct = nullptr;
+            authorized = false;
+        }
         error_code ignored;
         socket.close(ignored);
         if (tls) tls->lowest_layer().close(ignored);
@@ -377,6 +394,11 @@ struct connection : std::enable_shared_from_this<connection> {
         }
         if (faults->in_use || it->second.locked) {
             send(at, "-ERR [IN-USE] maildrop is locked\r\n");
+            return;
+        }
+        if (it->second.refused < faults->refuse_logins) {
+            ++it->second.refused;
+            send(at, "-ERR [" + faults->refuse_code + "] login refused, try later\r\n");
             return;
         }
         acct = &it->second;

@@ -62,6 +62,10 @@ struct fault_plan {
     /// it knows the password).
     bool bad_scram_signature = false;
     bool in_use = false;                             ///< refuse logins with -ERR [IN-USE]
+    /// Refuse the first `refuse_logins` logins to the account with
+    /// "-ERR [refuse_code] ..." (e.g. "LOGIN-DELAY", "SYS/TEMP", "SYS/PERM").
+    std::uint64_t refuse_logins = 0;
+    std::string refuse_code = "SYS/TEMP";
     /// Drop each connection at a point drawn from this seed (within the
     /// first `random_drop_window` octets written). 0: off.
     std::uint64_t random_drop_seed = 0;

@@ -1,0 +1,440 @@
+#include <pop3/poller.hpp>
+#include <pop3/session.hpp>
+
+#include <boost/asio/append.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <algorithm>
+#include <deque>
+#include <list>
+#include <random>
+#include <unordered_map>
+
+namespace pop3 {
+namespace detail {
+namespace asio = boost::asio;
+using clock = std::chrono::steady_clock;
+using asio::awaitable;
+constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
+
+namespace {
+
+/// Octets of messages fetched and not yet committed, across all sessions,
+/// granted first come first served. A message larger than the whole budget
+/// is let through alone.
+class byte_budget {
+public:
+    byte_budget(asio::strand<asio::any_io_executor> ex, std::uint64_t capacity) : ex_(ex), capacity_(capacity) {}
+
+    /// False when the wait was cut short by cancel_waiters().
+    awaitable<bool> reserve(std::uint64_t n) {
+        if (waiters_.empty() && fits(n)) {
+            take(n);
+            co_return true;
+        }
+        waiter w{n, asio::steady_timer(ex_, clock::time_point::max())};
+        auto it = waiters_.insert(waiters_.end(), &w);
+        co_await w.timer.async_wait(tuple_awaitable);
+        if (!w.granted) {
+            waiters_.erase(it);
+            co_return false;
+        }
+        co_return true;
+    }
+
+    void release(std::uint64_t n) {
+        used_ -= n;
+        grant();
+    }
+
+    void cancel_waiters() {
+        for (waiter* w : waiters_) w->timer.cancel();
+    }
+
+    std::uint64_t used() const noexcept { return used_; }
+    std::uint64_t peak() const noexcept { return peak_; }
+
+private:
+    struct waiter {
+        std::uint64_t n;
+        asio::steady_timer timer;
+        bool granted = false;
+    };
+    bool fits(std::uint64_t n) const noexcept { return used_ == 0 || used_ + n <= capacity_; }
+    void take(std::uint64_t n) {
+        used_ += n;
+        peak_ = std::max(peak_, used_);
+    }
+    void grant() {
+        while (!waiters_.empty() && fits(waiters_.front()->n)) {
+            waiter* w = waiters_.front();
+            waiters_.pop_front();
+            take(w->n);
+            w->granted = true;
+            w->timer.cancel();
+        }
+    }
+
+    asio::strand<asio::any_io_executor> ex_;
+    std::uint64_t capacity_;
+    std::uint64_t used_ = 0;
+    std::uint64_t peak_ = 0;
+    std::list<waiter*> waiters_;
+};
+
+struct account_state {
+    account acct;
+    account_outcome outcome;
+    unsigned attempts = 0;
+    clock::time_point due{};
+    clock::time_point first_start{};
+    clock::time_point last_login{};
+    std::chrono::seconds login_delay{0};  // from CAPA LOGIN-DELAY
+    bool started = false;
+};
+
+}  // namespace
+
+class poller_impl : public std::enable_shared_from_this<poller_impl> {
+public:
+    poller_impl(asio::any_io_executor ex, message_handler handler, poller_options options)
+        : strand_(asio::make_strand(ex)),
+          handler_(std::move(handler)),
+          options_(std::move(options)),
+          budget_(strand_, options_.max_bytes_in_flight),
+          wake_(strand_),
+          rng_(options_.retry.seed) {}
+
+    void add(account a) {
+        asio::post(strand_, [self = shared_from_this(), a = std::move(a)]() mutable {
+            auto state = std::make_unique<account_state>();
+            state->outcome.account_id = a.id;
+            state->acct = std::move(a);
+            if (self->running_) {
+                state->due = clock::now();
+                self->ready_.push_back(state.get());
+                ++self->pending_;
+                self->wake_.cancel();
+            }
+            self->accounts_.push_back(std::move(state));
+        });
+    }
+
+    void start(std::chrono::milliseconds interval, asio::any_completion_handler<void(error_code)> h) {
+        asio::post(strand_, [self = shared_from_this(), interval, h = std::move(h)]() mutable {
+            if (self->running_) {
+                asio::post(self->strand_, asio::append(std::move(h), error_code(error::wrong_state)));
+                return;
+            }
+            self->running_ = true;
+            self->stopping_ = false;
+            self->interval_ = interval;
+            asio::any_completion_handler<void(error_code)>(std::move(h)).swap(self->run_handler_);
+            const auto now = clock::now();
+            self->ready_.clear();
+            self->delayed_.clear();
+            for (auto& a : self->accounts_) {
+                a->due = now;
+                self->ready_.push_back(a.get());
+            }
+            self->pending_ = self->accounts_.size();
+            asio::co_spawn(self->strand_, self->dispatcher(), asio::detached);
+        });
+    }
+
+    void stop() {
+        asio::post(strand_, [self = shared_from_this()] {
+            self->stopping_ = true;
+            self->budget_.cancel_waiters();
+            self->wake_.cancel();
+        });
+    }
+
+    poller_stats stats() const {
+        poller_stats s = stats_;
+        s.bytes_in_flight = budget_.used();
+        s.peak_bytes_in_flight = budget_.peak();
+        return s;
+    }
+
+private:
+    // ------------------------------------------------------------------
+    // Scheduling
+
+    awaitable<void> dispatcher() {
+        auto self = shared_from_this();
+        for (;;) {
+            const auto now = clock::now();
+            // Due accounts join the ready queue in the order they fell due.
+            std::stable_sort(delayed_.begin(), delayed_.end(),
+                             [](const account_state* a, const account_state* b) { return a->due < b->due; });
+            while (!delayed_.empty() && delayed_.front()->due <= now) {
+                ready_.push_back(delayed_.front());
+                delayed_.erase(delayed_.begin());
+            }
+            launch();
+            if (stats_.active_sessions == 0 && (stopping_ || (interval_.count() == 0 && pending_ == 0))) break;
+            wake_.expires_at(delayed_.empty() || stopping_ ? clock::time_point::max() : delayed_.front()->due);
+            co_await wake_.async_wait(tuple_awaitable);
+        }
+        running_ = false;
+        const error_code result = stopping_ ? error_code(asio::error::operation_aborted) : error_code();
+        asio::post(strand_, asio::append(std::move(run_handler_), result));
+    }
+
+    void launch() {
+        for (auto it = ready_.begin(); it != ready_.end() && !stopping_;) {
+            if (stats_.active_sessions >= options_.max_sessions) break;
+            account_state* a = *it;
+            std::size_t& on_host = per_host_[a->acct.host];
+            if (options_.max_sessions_per_host != 0 && on_host >= options_.max_sessions_per_host) {
+                ++it;  // this host is full: the next account goes first
+                continue;
+            }
+            it = ready_.erase(it);
+            ++on_host;
+            ++stats_.active_sessions;
+            stats_.peak_sessions = std::max(stats_.peak_sessions, stats_.active_sessions);
+            stats_.peak_sessions_one_host = std::max(stats_.peak_sessions_one_host, on_host);
+            asio::co_spawn(strand_, attempt(a), asio::detached);
+        }
+    }
+
+    awaitable<void> attempt(account_state* a) {
+        auto self = shared_from_this();
+        if (!a->started) {
+            a->started = true;
+            a->first_start = clock::now();
+        }
+        ++a->attempts;
+        ++a->outcome.attempts;
+        emit({poll_event_kind::session_started, &a->acct});
+        diagnostics diag;
+        const error_code ec = co_await poll_once(*a, diag);
+        --per_host_[a->acct.host];
+        --stats_.active_sessions;
+
+        std::chrono::milliseconds delay{};
+        if (ec && !stopping_ && a->attempts < options_.retry.max_attempts && retry_delay(*a, ec, diag, delay)) {
+            a->outcome.retries.push_back({ec, diag.code(), diag.server_message(), delay});
+            a->due = clock::now() + delay;
+            delayed_.push_back(a);
+            emit({poll_event_kind::retry_scheduled, &a->acct});
+        } else {
+            finish_account(*a, ec, diag);
+        }
+        wake_.cancel();
+    }
+
+    /// True when `ec` is worth another attempt, with the delay before it.
+    bool retry_delay(const account_state& a, error_code ec, const diagnostics& diag, std::chrono::milliseconds& delay) {
+        bool retry = false;
+        bool login_delay = false;
+        if (ec == error::server_refused) {
+            switch (diag.code().kind) {
+            case response_code_kind::login_delay:
+                retry = login_delay = true;
+                break;
+            case response_code_kind::in_use:
+            case response_code_kind::sys_temp:
+                retry = true;
+                break;
+            default:  // [AUTH], [SYS/PERM], or a refusal that says nothing: not retried
+                break;
+            }
+        } else if (is_fatal(ec)) {
+            // Network trouble is retried; security failures and certificate
+            // errors would fail the same way again.
+            retry = ec != error::tls_required && ec != error::stls_injection &&
+                    ec != error::certificate_pin_mismatch && ec != error::server_signature_mismatch &&
+                    ec.category() != asio::error::get_ssl_category() &&
+                    ec.category() != asio::ssl::error::get_stream_category();
+        }
+        if (!retry) return false;
+        const auto& p = options_.retry;
+        double factor = 1.0;
+        for (unsigned i = 1; i < a.attempts; ++i) factor *= 2;
+        auto base = std::chrono::duration<double, std::milli>(p.base) * factor;
+        base = std::min(base, std::chrono::duration<double, std::milli>(p.max));
+        std::uniform_real_distribution<double> spread(1.0 - p.jitter, 1.0);
+        delay = std::chrono::duration_cast<std::chrono::milliseconds>(base * spread(rng_));
+        if (login_delay && a.login_delay.count() > 0)
+            delay = std::max(delay, std::chrono::duration_cast<std::chrono::milliseconds>(a.login_delay));
+        return true;
+    }
+
+    void finish_account(account_state& a, error_code ec, const diagnostics& diag) {
+        a.outcome.ec = ec;
+        a.outcome.diag = diag;
+        a.outcome.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - a.first_start);
+        ++stats_.accounts_done;
+        if (options_.on_account_done) options_.on_account_done(a.outcome);
+        emit({poll_event_kind::account_done, &a.acct});
+        if (interval_.count() > 0 && !stopping_) {
+            // Service mode: the next round, jittered, and never before the
+            // server's LOGIN-DELAY has passed since the last login.
+            std::uniform_real_distribution<double> spread(1.0 - options_.retry.jitter / 2, 1.0 + options_.retry.jitter / 2);
+            auto next = clock::now() + std::chrono::duration_cast<clock::duration>(interval_ * spread(rng_));
+            next = std::max(next, a.last_login + a.login_delay);
+            a.outcome = account_outcome{};
+            a.outcome.account_id = a.acct.id;
+            a.attempts = 0;
+            a.started = false;
+            a.due = next;
+            delayed_.push_back(&a);
+        } else {
+            --pending_;
+        }
+    }
+
+    void emit(const poll_event& e) {
+        if (options_.on_event) options_.on_event(e);
+    }
+
+    // ------------------------------------------------------------------
+    // One session
+
+    struct batch {
+        std::size_t pending = 0;
+        error_code fatal;
+        std::uint64_t deleted = 0;
+        asio::steady_timer done;
+        explicit batch(asio::strand<asio::any_io_executor> ex) : done(ex, clock::time_point::max()) {}
+    };
+
+    awaitable<error_code> poll_once(account_state& a, diagnostics& diag) {
+        session s(strand_, a.acct.options);
+        if (auto [ec] = co_await s.async_connect(a.acct.host, a.acct.port, tuple_awaitable, &diag); ec) co_return ec;
+        if (s.server_capabilities() == nullptr) {
+            auto [ec, caps] = co_await s.async_capa(tuple_awaitable, &diag);
+            if (ec && is_fatal(ec)) co_return ec;  // -ERR: an old server without CAPA
+            diag.clear();
+        }
+        const capabilities* caps = s.server_capabilities();
+        if (caps != nullptr && caps->login_delay) a.login_delay = std::chrono::seconds(caps->login_delay->seconds);
+        if (auto [ec] = co_await s.async_authenticate(a.acct.creds, tuple_awaitable, &diag); ec) co_return ec;
+        a.last_login = clock::now();
+        emit({poll_event_kind::logged_in, &a.acct});
+
+        std::vector<message_info> listing;
+        if (caps != nullptr && caps->uidl) {
+            auto [ec, l] = co_await s.async_list_uidl(tuple_awaitable, &diag);
+            if (ec) co_return ec;
+            listing = std::move(l);
+        } else {
+            auto [ec, l] = co_await s.async_list(tuple_awaitable, &diag);
+            if (ec) co_return ec;
+            for (const auto& e : l) listing.push_back({e.number, e.octets, {}});
+        }
+        std::vector<std::uint64_t> numbers;
+        if (a.acct.select) {
+            numbers = a.acct.select(listing);
+        } else {
+            for (const auto& m : listing) numbers.push_back(m.number);
+        }
+        std::unordered_map<std::uint64_t, message_info> by_number;
+        for (auto& m : listing) by_number.emplace(m.number, std::move(m));
+
+        batch b(strand_);
+        b.pending = numbers.size();
+        for (std::uint64_t n : numbers) {
+            auto it = by_number.find(n);
+            message_info info = it != by_number.end() ? it->second : message_info{n, 0, {}};
+            asio::co_spawn(strand_, message_task(s, a, std::move(info), b), asio::detached);
+        }
+        while (b.pending != 0) co_await b.done.async_wait(tuple_awaitable);
+        if (b.fatal) co_return b.fatal;
+        auto [ec] = co_await s.async_quit(tuple_awaitable, &diag);
+        if (!ec) a.outcome.deleted += b.deleted;  // QUIT committed the deletions
+        co_return ec;
+    }
+
+    awaitable<void> message_task(session& s, account_state& a, message_info info, batch& b) {
+        auto self = shared_from_this();
+        const std::uint64_t reserved = info.octets;
+        const bool granted = !stopping_ && !b.fatal && co_await budget_.reserve(reserved);
+        if (granted && !stopping_ && !b.fatal) {
+            error_code message_ec;
+            fetch_callbacks cb;
+            cb.open = [&](const message_info& m) {
+                return handler_.open ? handler_.open(a.acct, m) : body_sink{};
+            };
+            cb.done = [&](const message_info&, error_code ec, const diagnostics&) { message_ec = ec; };
+            std::vector<std::uint64_t> one{info.number};
+            auto [fatal] = co_await s.async_fetch(one, std::move(cb), tuple_awaitable);
+            if (fatal) message_ec = fatal;
+            // The handler hears of every message it opened, failed or not,
+            // so it can clean up; only a clean commit counts.
+            const error_code committed = co_await commit(a, info, message_ec);
+            if (!message_ec && !committed) {
+                ++a.outcome.messages;
+                a.outcome.bytes += info.octets;
+                emit({poll_event_kind::message_committed, &a.acct, info.number, info.octets});
+                if (!a.acct.keep) {
+                    auto [dele_ec] = co_await s.async_dele(info.number, tuple_awaitable);
+                    if (!dele_ec) ++b.deleted;
+                    else if (is_fatal(dele_ec) && !b.fatal) b.fatal = dele_ec;
+                }
+            } else {
+                ++a.outcome.failed_messages;
+            }
+            if (fatal && !b.fatal) b.fatal = fatal;
+            budget_.release(reserved);
+        } else if (granted) {
+            budget_.release(reserved);
+        }
+        if (--b.pending == 0) b.done.cancel();
+    }
+
+    awaitable<error_code> commit(account_state& a, const message_info& info, error_code ec) {
+        if (!handler_.done) co_return ec;
+        auto [result] = co_await asio::async_initiate<decltype(tuple_awaitable), void(error_code)>(
+            [&](auto h) {
+                handler_.done(a.acct, info, ec, asio::any_completion_handler<void(error_code)>(std::move(h)));
+            },
+            tuple_awaitable);
+        co_return result;
+    }
+
+    asio::strand<asio::any_io_executor> strand_;
+    message_handler handler_;
+    poller_options options_;
+    byte_budget budget_;
+    asio::steady_timer wake_;
+    std::mt19937_64 rng_;
+    std::vector<std::unique_ptr<account_state>> accounts_;
+    std::deque<account_state*> ready_;
+    std::vector<account_state*> delayed_;
+    std::unordered_map<std::string, std::size_t> per_host_;
+    poller_stats stats_;
+    std::size_t pending_ = 0;
+    bool running_ = false;
+    bool stopping_ = false;
+    std::chrono::milliseconds interval_{0};
+    asio::any_completion_handler<void(error_code)> run_handler_;
+};
+
+}  // namespace detail
+
+poller::poller(boost::asio::any_io_executor ex, message_handler handler, poller_options options)
+    : impl_(std::make_shared<detail::poller_impl>(std::move(ex), std::move(handler), std::move(options))) {}
+
+poller::~poller() { impl_->stop(); }
+
+void poller::add(account a) { impl_->add(std::move(a)); }
+void poller::stop() { impl_->stop(); }
+poller_stats poller::stats() const { return impl_->stats(); }
+
+void poller::start(detail::poller_impl* p, std::chrono::milliseconds interval,
+                   boost::asio::any_completion_handler<void(error_code)> h) {
+    p->start(interval, std::move(h));
+}
+
+}  // namespace pop3
