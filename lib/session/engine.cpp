@@ -69,11 +69,8 @@ void engine::connect(std::string host, std::string port, diagnostics* d, handler
     connect_diag_ = d;
     if (d != nullptr) d->clear();
     std::string server_name = server_name_;
-    resolver_ = std::make_unique<asio::ip::tcp::resolver>(ex_);
-    resolver_->async_resolve(
-        host, port,
-        [self = shared_from_this(), server_name = std::move(server_name)](
-            error_code ec, asio::ip::tcp::resolver::results_type results) mutable {
+    auto on_resolved = [self = shared_from_this(), server_name = std::move(server_name)](
+                           error_code ec, asio::ip::tcp::resolver::results_type results) mutable {
             self->resolver_.reset();
             if (self->state_ == session_state::failed) return;
             if (ec) return self->connect_done(ec);
@@ -106,7 +103,25 @@ void engine::connect(std::string host, std::string port, diagnostics* d, handler
                                         self->connect_done(ec2);
                                     });
             }
+        };
+    // An IP address needs no resolver (whose lookups run on a thread of its
+    // own): the endpoint is built here, and the same code goes on.
+    error_code parse_ec;
+    const auto address = asio::ip::make_address(host, parse_ec);
+    unsigned long port_number = 0;
+    const bool numeric_port = !port.empty() && port.size() <= 5 &&
+                              port.find_first_not_of("0123456789") == std::string::npos &&
+                              (port_number = std::stoul(port)) <= 65535;
+    if (!parse_ec && numeric_port) {
+        const asio::ip::tcp::endpoint ep(address, static_cast<unsigned short>(port_number));
+        asio::post(ex_, [on_resolved = std::move(on_resolved), results = asio::ip::tcp::resolver::results_type::create(
+                                                                 ep, host, port)]() mutable {
+            on_resolved(error_code{}, std::move(results));
         });
+        return;
+    }
+    resolver_ = std::make_unique<asio::ip::tcp::resolver>(ex_);
+    resolver_->async_resolve(host, port, std::move(on_resolved));
 }
 
 void engine::connect_done(error_code ec) {
@@ -267,7 +282,22 @@ void engine::submit(std::unique_ptr<request> r, std::string wire, reply_shape sh
     install_cancellation(*r);
     if (!busy()) touch();  // an idle period does not count against the reply timeout
     pipe_.enqueue({std::move(r), std::move(wire), shape, expected_reply, barrier});
-    pump();
+    schedule_pump();
+}
+
+void engine::schedule_pump() {
+    // Commands submitted during the same turn of the event loop (a batch,
+    // or DELEs issued as each commit completes) leave in one write.
+    if (pumping_) {
+        repump_ = true;
+        return;
+    }
+    if (pump_posted_) return;
+    pump_posted_ = true;
+    asio::post(ex_, [self = shared_from_this()] {
+        self->pump_posted_ = false;
+        self->pump();
+    });
 }
 
 void engine::install_cancellation(request& r) {

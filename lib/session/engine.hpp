@@ -77,6 +77,7 @@ private:
     void cancel_group(const void* group);
     bool allowed(const request& r) const noexcept;
     void pump();
+    void schedule_pump();
     void admit();
     void start_write();
     void start_read();
@@ -108,6 +109,7 @@ private:
     bool writing_ = false;
     bool sink_busy_ = false;
     bool pumping_ = false;
+    bool pump_posted_ = false;
     bool repump_ = false;
     std::uint64_t generation_ = 0;  // bumped on failure: late callbacks are ignored
 
