@@ -19,8 +19,9 @@
 // configuration errors (no TLS, no mechanism) are not retried. Every retry is
 // in the account's outcome.
 //
-// All the poller's work runs on one strand of the executor, so the
-// io_context may be run by one thread (the normal case) or several.
+// All the poller's work, its sessions included, runs on the executor it is
+// given. As with any Asio object: when several threads run the io_context,
+// give it a strand (asio::make_strand(ioc)); one thread needs none.
 
 #include <pop3/body_sink.hpp>
 #include <pop3/diagnostics.hpp>
@@ -53,7 +54,7 @@ struct account {
 };
 
 /// What the application does with each message. Both run on the poller's
-/// strand and must not block.
+/// executor and must not block.
 struct message_handler {
     /// Where the message goes; called when its +OK arrives.
     std::function<body_sink(const account&, const message_info&)> open;

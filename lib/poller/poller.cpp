@@ -31,7 +31,7 @@ namespace {
 /// is let through alone.
 class byte_budget {
 public:
-    byte_budget(asio::strand<asio::any_io_executor> ex, std::uint64_t capacity) : ex_(ex), capacity_(capacity) {}
+    byte_budget(asio::any_io_executor ex, std::uint64_t capacity) : ex_(ex), capacity_(capacity) {}
 
     /// False when the wait was cut short by cancel_waiters().
     awaitable<bool> reserve(std::uint64_t n) {
@@ -82,7 +82,7 @@ private:
         }
     }
 
-    asio::strand<asio::any_io_executor> ex_;
+    asio::any_io_executor ex_;
     std::uint64_t capacity_;
     std::uint64_t used_ = 0;
     std::uint64_t peak_ = 0;
@@ -105,15 +105,15 @@ struct account_state {
 class poller_impl : public std::enable_shared_from_this<poller_impl> {
 public:
     poller_impl(asio::any_io_executor ex, message_handler handler, poller_options options)
-        : strand_(asio::make_strand(ex)),
+        : ex_(std::move(ex)),
           handler_(std::move(handler)),
           options_(std::move(options)),
-          budget_(strand_, options_.max_bytes_in_flight),
-          wake_(strand_),
+          budget_(ex_, options_.max_bytes_in_flight),
+          wake_(ex_),
           rng_(options_.retry.seed) {}
 
     void add(account a) {
-        asio::post(strand_, [self = shared_from_this(), a = std::move(a)]() mutable {
+        asio::post(ex_, [self = shared_from_this(), a = std::move(a)]() mutable {
             auto state = std::make_unique<account_state>();
             state->outcome.account_id = a.id;
             state->acct = std::move(a);
@@ -128,9 +128,9 @@ public:
     }
 
     void start(std::chrono::milliseconds interval, asio::any_completion_handler<void(error_code)> h) {
-        asio::post(strand_, [self = shared_from_this(), interval, h = std::move(h)]() mutable {
+        asio::post(ex_, [self = shared_from_this(), interval, h = std::move(h)]() mutable {
             if (self->running_) {
-                asio::post(self->strand_, asio::append(std::move(h), error_code(error::wrong_state)));
+                asio::post(self->ex_, asio::append(std::move(h), error_code(error::wrong_state)));
                 return;
             }
             self->running_ = true;
@@ -145,12 +145,12 @@ public:
                 self->ready_.push_back(a.get());
             }
             self->pending_ = self->accounts_.size();
-            asio::co_spawn(self->strand_, self->dispatcher(), asio::detached);
+            asio::co_spawn(self->ex_, self->dispatcher(), asio::detached);
         });
     }
 
     void stop() {
-        asio::post(strand_, [self = shared_from_this()] {
+        asio::post(ex_, [self = shared_from_this()] {
             self->stopping_ = true;
             self->budget_.cancel_waiters();
             self->wake_.cancel();
@@ -186,7 +186,7 @@ private:
         }
         running_ = false;
         const error_code result = stopping_ ? error_code(asio::error::operation_aborted) : error_code();
-        asio::post(strand_, asio::append(std::move(run_handler_), result));
+        asio::post(ex_, asio::append(std::move(run_handler_), result));
     }
 
     void launch() {
@@ -203,7 +203,7 @@ private:
             ++stats_.active_sessions;
             stats_.peak_sessions = std::max(stats_.peak_sessions, stats_.active_sessions);
             stats_.peak_sessions_one_host = std::max(stats_.peak_sessions_one_host, on_host);
-            asio::co_spawn(strand_, attempt(a), asio::detached);
+            asio::co_spawn(ex_, attempt(a), asio::detached);
         }
     }
 
@@ -306,11 +306,11 @@ private:
         error_code fatal;
         std::uint64_t deleted = 0;
         asio::steady_timer done;
-        explicit batch(asio::strand<asio::any_io_executor> ex) : done(ex, clock::time_point::max()) {}
+        explicit batch(asio::any_io_executor ex) : done(ex, clock::time_point::max()) {}
     };
 
     awaitable<error_code> poll_once(account_state& a, diagnostics& diag) {
-        session s(strand_, a.acct.options);
+        session s(ex_, a.acct.options);
         if (auto [ec] = co_await s.async_connect(a.acct.host, a.acct.port, tuple_awaitable, &diag); ec) co_return ec;
         if (s.server_capabilities() == nullptr) {
             auto [ec, caps] = co_await s.async_capa(tuple_awaitable, &diag);
@@ -342,12 +342,12 @@ private:
         std::unordered_map<std::uint64_t, message_info> by_number;
         for (auto& m : listing) by_number.emplace(m.number, std::move(m));
 
-        batch b(strand_);
+        batch b(ex_);
         b.pending = numbers.size();
         for (std::uint64_t n : numbers) {
             auto it = by_number.find(n);
             message_info info = it != by_number.end() ? it->second : message_info{n, 0, {}};
-            asio::co_spawn(strand_, message_task(s, a, std::move(info), b), asio::detached);
+            asio::co_spawn(ex_, message_task(s, a, std::move(info), b), asio::detached);
         }
         while (b.pending != 0) co_await b.done.async_wait(tuple_awaitable);
         if (b.fatal) co_return b.fatal;
@@ -403,7 +403,7 @@ private:
         co_return result;
     }
 
-    asio::strand<asio::any_io_executor> strand_;
+    asio::any_io_executor ex_;
     message_handler handler_;
     poller_options options_;
     byte_budget budget_;

@@ -35,8 +35,14 @@ namespace {
 
 struct stored_message {
     std::string content;
-    std::string stuffed;  // dot-stuffed, terminator not included
     std::string uid;
+    std::string retr_reply;  // "+OK n octets", the stuffed body, ".": sent as is, never copied
+
+    /// The dot-stuffed body, without the status line and the terminator.
+    std::string_view stuffed() const {
+        const std::size_t start = retr_reply.find('\n') + 1;
+        return std::string_view(retr_reply).substr(start, retr_reply.size() - start - 3);
+    }
 };
 
 std::string stuff(const std::string& content) {
@@ -134,6 +140,9 @@ struct connection : std::enable_shared_from_this<connection> {
         clock::time_point release;
         std::string bytes;
         bool close_after = false;
+        std::shared_ptr<const stored_message> shared;  // when set: its retr_reply is the bytes
+
+        std::string_view view() const { return shared ? std::string_view(shared->retr_reply) : std::string_view(bytes); }
     };
     std::deque<outgoing> out;
     bool writer_idle = true;
@@ -214,7 +223,12 @@ struct connection : std::enable_shared_from_this<connection> {
     clock::duration round_trip() const { return 2 * srv->options.one_way_delay; }
 
     void send(clock::time_point arrived, std::string bytes, bool close_after = false) {
-        out.push_back({arrived + round_trip(), std::move(bytes), close_after});
+        out.push_back({arrived + round_trip(), std::move(bytes), close_after, nullptr});
+        wake.cancel();
+    }
+
+    void send_retr(clock::time_point arrived, std::shared_ptr<const stored_message> m) {
+        out.push_back({arrived + round_trip(), {}, false, std::move(m)});
         wake.cancel();
     }
 
@@ -260,8 +274,9 @@ struct connection : std::enable_shared_from_this<connection> {
                 const auto now = clock::now();
                 for (const outgoing& due : out) {
                     if (due.release > now || due.close_after || octets >= 256 * 1024) break;
-                    gather.emplace_back(asio::buffer(due.bytes));
-                    octets += due.bytes.size();
+                    const std::string_view bytes = due.view();
+                    gather.emplace_back(asio::buffer(bytes.data(), bytes.size()));
+                    octets += bytes.size();
                     ++count;
                 }
                 auto [ec, sent] = co_await async_write(gather);
@@ -274,9 +289,10 @@ struct connection : std::enable_shared_from_this<connection> {
                 out.erase(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(count));
                 continue;
             }
+            const std::string_view bytes = o.view();
             std::size_t pos = 0;
-            while (pos < o.bytes.size() && !closing) {
-                std::size_t n = o.bytes.size() - pos;
+            while (pos < bytes.size() && !closing) {
+                std::size_t n = bytes.size() - pos;
                 if (faults->one_byte_writes) n = 1;
                 if (bandwidth != 0) n = std::min<std::size_t>(n, 1024);
                 if (drop_at != 0) n = std::min<std::uint64_t>(n, drop_at - written);
@@ -292,7 +308,7 @@ struct connection : std::enable_shared_from_this<connection> {
                     }
                     if (closing) break;
                 }
-                auto [ec, sent] = co_await write_some(asio::buffer(o.bytes.data() + pos, n));
+                auto [ec, sent] = co_await write_some(asio::buffer(bytes.data() + pos, n));
                 if (ec) {
                     close();
                     co_return;
@@ -407,11 +423,15 @@ struct connection : std::enable_shared_from_this<connection> {
 
     // The message numbered n (1-based), unless out of range or marked.
     const stored_message* message(const std::string& arg) {
+        const auto* shared = message_ptr(arg);
+        return shared ? shared->get() : nullptr;
+    }
+    const std::shared_ptr<const stored_message>* message_ptr(const std::string& arg) {
         if (arg.empty() || arg.size() > 18 || arg.find_first_not_of("0123456789") != std::string::npos)
             return nullptr;
         const std::uint64_t n = std::stoull(arg);
         if (n == 0 || n > acct->messages.size() || marked[n - 1]) return nullptr;
-        return acct->messages[n - 1].get();
+        return &acct->messages[n - 1];
     }
 
     void login(std::string name, clock::time_point at) {
@@ -723,18 +743,18 @@ struct connection : std::enable_shared_from_this<connection> {
             const stored_message* m = args.size() >= 2 ? message(args[1]) : nullptr;
             if (m == nullptr) return send(at, "-ERR no such message\r\n");
             highest_accessed = std::max<std::uint64_t>(highest_accessed, std::stoull(args[1]));
-            if (cmd == "RETR")
-                return send(at, "+OK " + std::to_string(m->content.size()) + " octets\r\n" + m->stuffed + ".\r\n");
+            if (cmd == "RETR") return send_retr(at, *message_ptr(args[1]));
             if (args.size() < 3 || args[2].empty() || args[2].find_first_not_of("0123456789") != std::string::npos)
                 return send(at, "-ERR bad line count\r\n");
             const std::uint64_t lines = std::stoull(args[2]);
-            const std::size_t header_end = m->stuffed.find("\r\n\r\n");
-            std::size_t end = header_end == std::string::npos ? m->stuffed.size() : header_end + 4;
-            for (std::uint64_t k = 0; k < lines && end < m->stuffed.size(); ++k) {
-                const std::size_t lf = m->stuffed.find('\n', end);
-                end = lf == std::string::npos ? m->stuffed.size() : lf + 1;
+            const std::string_view body = m->stuffed();
+            const std::size_t header_end = body.find("\r\n\r\n");
+            std::size_t end = header_end == std::string_view::npos ? body.size() : header_end + 4;
+            for (std::uint64_t k = 0; k < lines && end < body.size(); ++k) {
+                const std::size_t lf = body.find('\n', end);
+                end = lf == std::string_view::npos ? body.size() : lf + 1;
             }
-            return send(at, "+OK\r\n" + m->stuffed.substr(0, end) + ".\r\n");
+            return send(at, "+OK\r\n" + std::string(body.substr(0, end)) + ".\r\n");
         }
         if (cmd == "DELE") {
             if (args.size() < 2 || message(args[1]) == nullptr) return send(at, "-ERR no such message\r\n");
@@ -781,8 +801,8 @@ void server::add_account(const std::string& user, const std::string& password, s
     a.messages.reserve(messages.size());
     for (auto& m : messages) {
         auto s = std::make_shared<stored_message>();
-        s->stuffed = stuff(m);
         s->uid = make_uid(m);
+        s->retr_reply = "+OK " + std::to_string(m.size()) + " octets\r\n" + stuff(m) + ".\r\n";
         s->content = std::move(m);
         a.messages.push_back(std::move(s));
     }

@@ -6,6 +6,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <doctest/doctest.h>
 
 #include <future>
@@ -348,7 +349,8 @@ TEST_CASE("an io_context run by two threads") {
     asio::io_context ioc;
     store st;
     std::promise<error_code> finished;
-    poller p(ioc.get_executor(), st.handler(), st.options());
+    // Two threads run the context: the poller gets a strand.
+    poller p(asio::make_strand(ioc), st.handler(), st.options());
     for (int i = 0; i < 16; ++i) p.add(make_account(server, "t" + std::to_string(i), "pw"));
     p.async_run([&](error_code ec) { finished.set_value(ec); });
     std::thread second([&] { ioc.run(); });
