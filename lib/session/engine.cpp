@@ -45,12 +45,8 @@ engine::engine(asio::any_io_executor ex, session_options options)
 // Connecting
 
 void engine::connect(std::string host, std::string port, diagnostics* d, handler<> h) {
-    if (state_ != session_state::disconnected || connecting_ || stream_) {
-        auto slot = h.get_cancellation_slot();
-        if (slot.is_connected()) slot.clear();
-        asio::post(ex_, asio::append(std::move(h), error_code(error::wrong_state)));
-        return;
-    }
+    if (state_ != session_state::disconnected || connecting_ || stream_)
+        return complete_posted(ex_, std::move(h), error_code(error::wrong_state));
     assign_handler(connect_handler_, std::move(h));
     auto slot = connect_handler_.get_cancellation_slot();
     if (slot.is_connected()) {
@@ -194,11 +190,7 @@ bool engine::has_apop_timestamp() const noexcept {
 }
 
 void engine::begin_tls(handler<> h) {
-    auto complete = [this](handler<> done, error_code ec) {
-        auto slot = done.get_cancellation_slot();
-        if (slot.is_connected()) slot.clear();
-        asio::post(ex_, asio::append(std::move(done), ec));
-    };
+    auto complete = [this](handler<> done, error_code ec) { complete_posted(ex_, std::move(done), ec); };
     if (state_ == session_state::failed) return complete(std::move(h), error::session_failed);
     // RFC 2595 / CVE-2021-22947 and kin: anything the server sent after its
     // STLS +OK arrived in plaintext and must not be taken as TLS-protected.
@@ -517,11 +509,7 @@ void engine::fail_session(error_code ec) {
     if (resolver_) resolver_->cancel();
     if (stream_) stream_->close();
     timer_.cancel();
-    if (connect_handler_) {
-        auto slot = connect_handler_.get_cancellation_slot();
-        if (slot.is_connected()) slot.clear();
-        asio::post(ex_, asio::append(std::move(connect_handler_), ec));
-    }
+    if (connect_handler_) complete_posted(ex_, std::move(connect_handler_), ec);
     for (auto& c : pipe_.take_all())
         if (!c.abandoned) c.payload->fail(ec);
     parser_active_ = false;

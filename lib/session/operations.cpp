@@ -299,13 +299,8 @@ struct batch_state {
     void one_done(error_code ec, auto&& finish_values) {
         if (ec && is_fatal(ec) && !first_fatal) first_fatal = ec;
         if (--remaining != 0 || !h) return;
-        auto s = h.get_cancellation_slot();
-        if (s.is_connected()) s.clear();
-        std::apply(
-            [&](auto&&... v) {
-                asio::post(ex, asio::append(std::move(h), first_fatal, std::move(v)...));
-            },
-            finish_values());
+        std::apply([&](auto&&... v) { complete_posted(ex, std::move(h), first_fatal, std::move(v)...); },
+                   finish_values());
     }
 };
 

@@ -28,6 +28,16 @@ void assign_handler(Handler& target, Handler&& source) noexcept {
     Handler(std::move(source)).swap(target);
 }
 
+/// Completes a user's handler: its cancellation slot is released first (the
+/// operation is over, a later emit must find nothing), then the call is
+/// posted, never made inline: a handler may start new operations.
+template <class Handler, class... Args>
+void complete_posted(const boost::asio::any_io_executor& ex, Handler h, Args&&... args) {
+    auto slot = h.get_cancellation_slot();
+    if (slot.is_connected()) slot.clear();
+    boost::asio::post(ex, boost::asio::append(std::move(h), std::forward<Args>(args)...));
+}
+
 /// Calls `resume(ec)` when an asynchronous sink has stored a chunk.
 using resume_fn = std::function<void(error_code)>;
 
@@ -68,11 +78,7 @@ struct typed_request : request {
     boost::asio::any_io_executor ex;
 
     void finish(error_code ec, T... values) {
-        if (!h) return;
-        auto s = h.get_cancellation_slot();
-        if (s.is_connected()) s.clear();
-        // Posted, never called inline: a handler may start new operations.
-        boost::asio::post(ex, boost::asio::append(std::move(h), ec, std::move(values)...));
+        if (h) complete_posted(ex, std::move(h), ec, std::move(values)...);
     }
     void fail(error_code ec) override { finish(ec, T{}...); }
     bool complete() const noexcept override { return !h; }
