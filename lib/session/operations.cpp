@@ -566,9 +566,9 @@ void op_authenticate(const std::shared_ptr<engine>& e, credentials c, diagnostic
         // With AUTH when it fits the line (RFC 5034: 255 octets, unless the
         // user lifted the limit); otherwise after the server's empty "+ ".
         const std::string encoded = initial->empty() ? std::string("=") : base64_encode(*initial);
-        std::string probe;
-        if (!encode_command(probe, command_kind::auth, {mechanism, encoded}, e->options().encoding))
-            return void(encode_and_submit(*e, std::move(r), {mechanism, encoded}, true));
+        std::string wire;
+        if (!encode_command(wire, command_kind::auth, {mechanism, encoded}, e->options().encoding))
+            return e->submit(std::move(r), std::move(wire), reply_shape::sasl, true);
         r->pending_initial = std::move(initial);
     }
     encode_and_submit(*e, std::move(r), {mechanism}, true);
@@ -597,14 +597,13 @@ void op_login(const std::shared_ptr<engine>& engine_, std::string user, std::str
     if (!engine_->encrypted() && !engine_->options().allow_plaintext_auth &&
         engine_->state() != session_state::failed)
         return engine_->reject(*pass, error::plaintext_auth_refused);
-    // Both commands are checked before either is queued: a bad password
+    // Both commands are encoded before either is queued: a bad password
     // must not leave a lone USER behind.
-    std::string probe;
-    for (auto [kind, arg] : {std::pair{command_kind::user, std::string_view(user)},
-                             std::pair{command_kind::pass, std::string_view(password)}}) {
-        if (error_code ec = encode_command(probe, kind, {arg}, engine_->options().encoding))
-            return engine_->reject(*pass, ec);
-    }
+    std::string user_wire, pass_wire;
+    if (error_code ec = encode_command(user_wire, command_kind::user, {user}, engine_->options().encoding))
+        return engine_->reject(*pass, ec);
+    if (error_code ec = encode_command(pass_wire, command_kind::pass, {password}, engine_->options().encoding))
+        return engine_->reject(*pass, ec);
     auto shared = std::make_shared<login_shared>();
     auto usr = std::make_unique<user_step>();
     usr->kind = command_kind::user;
@@ -613,8 +612,8 @@ void op_login(const std::shared_ptr<engine>& engine_, std::string user, std::str
     pass->shared = shared;
     // USER and PASS may share one write when the server pipelines; PASS is
     // a barrier: what follows runs in the state the login leaves.
-    encode_and_submit(*engine_, std::move(usr), {user});
-    encode_and_submit(*engine_, std::move(pass), {password}, true);
+    engine_->submit(std::move(usr), std::move(user_wire), reply_shape::single_line, false);
+    engine_->submit(std::move(pass), std::move(pass_wire), reply_shape::single_line, true);
 }
 
 void op_apop(const std::shared_ptr<engine>& engine_, std::string user, std::string secret, diagnostics* d, handler<> h) {
