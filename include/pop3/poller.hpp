@@ -51,6 +51,10 @@ struct account {
     /// Which messages to fetch, given the listing (number, size, UID); all
     /// of them when unset. Keep mode uses it to skip UIDs seen before.
     std::function<std::vector<std::uint64_t>(const std::vector<message_info>&)> select;
+    /// Delete mode: messages to delete without fetching them, given the
+    /// listing: ones the application stored durably in an earlier run that
+    /// ended before its QUIT. They must not be among those `select` picks.
+    std::function<std::vector<std::uint64_t>(const std::vector<message_info>&)> already_stored;
 };
 
 /// What the application does with each message. Both run on the poller's

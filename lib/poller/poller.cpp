@@ -341,8 +341,12 @@ private:
         std::unordered_map<std::uint64_t, message_info> by_number;
         for (auto& m : listing) by_number.emplace(m.number, std::move(m));
 
+        std::vector<std::uint64_t> stored;
+        if (!a.acct.keep && a.acct.already_stored) stored = a.acct.already_stored(listing);
+
         batch b(ex_);
-        b.pending = numbers.size();
+        b.pending = numbers.size() + stored.size();
+        for (std::uint64_t n : stored) asio::co_spawn(ex_, dele_task(s, n, b), asio::detached);
         for (std::uint64_t n : numbers) {
             auto it = by_number.find(n);
             message_info info = it != by_number.end() ? it->second : message_info{n, 0, {}};
@@ -388,6 +392,16 @@ private:
             budget_.release(reserved);
         } else if (granted) {
             budget_.release(reserved);
+        }
+        if (--b.pending == 0) b.done.cancel();
+    }
+
+    awaitable<void> dele_task(session& s, std::uint64_t number, batch& b) {
+        auto self = shared_from_this();
+        if (!stopping_ && !b.fatal) {
+            auto [ec] = co_await s.async_dele(number, tuple_awaitable);
+            if (!ec) ++b.deleted;
+            else if (is_fatal(ec) && !b.fatal) b.fatal = ec;
         }
         if (--b.pending == 0) b.done.cancel();
     }

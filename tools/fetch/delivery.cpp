@@ -1,0 +1,547 @@
+#include "delivery.hpp"
+#include "errors.hpp"
+#include "group_sync.hpp"
+
+#include <pop3/header_fields.hpp>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <map>
+#include <thread>
+#include <utility>
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace pop3fetch {
+namespace {
+
+std::function<int(step)>& hook() {
+    static std::function<int(step)> h;
+    return h;
+}
+
+/// errno of an injected fault for `s`, or 0.
+int injected(step s) { return hook() ? hook()(s) : 0; }
+
+error_code sys(int e) { return error_code(e, boost::system::system_category()); }
+error_code last_error() { return sys(errno); }
+
+/// Runs a system call for step `s` (unless a fault is injected in its
+/// place): its errno when it returns non-zero.
+template <class Call>
+error_code check(step s, Call call) {
+    if (int e = injected(s); e != 0) return sys(e);
+    return call() == 0 ? error_code() : last_error();
+}
+
+class fd_guard {
+public:
+    explicit fd_guard(int fd = -1) : fd_(fd) {}
+    ~fd_guard() { reset(); }
+    fd_guard(const fd_guard&) = delete;
+    fd_guard& operator=(const fd_guard&) = delete;
+    int get() const noexcept { return fd_; }
+    int release() noexcept { return std::exchange(fd_, -1); }
+    void reset(int fd = -1) noexcept {
+        if (fd_ >= 0) ::close(fd_);
+        fd_ = fd;
+    }
+
+private:
+    int fd_;
+};
+
+error_code make_directory(const std::string& path) {
+    if (::mkdir(path.c_str(), 0700) == 0 || errno == EEXIST) {
+        struct stat st {};
+        if (::stat(path.c_str(), &st) != 0) return last_error();
+        if (!S_ISDIR(st.st_mode)) return sys(ENOTDIR);
+        return {};
+    }
+    return last_error();
+}
+
+/// A message received into a file descriptor: a Maildir tmp/ file, or an
+/// unlinked spool file.
+class file_incoming final : public incoming {
+public:
+    file_incoming(int fd, std::string path, bool mboxrd) : fd_(fd), path_(std::move(path)), conv_(mboxrd) {}
+
+    error_code write(std::string_view chunk) override {
+        if (int e = injected(step::write); e != 0) return sys(e);
+        buf_.clear();
+        conv_.feed(chunk, buf_);
+        capture(buf_);
+        size_ += buf_.size();
+        return write_all(fd_.get(), buf_);
+    }
+    std::uint64_t size() const noexcept override { return size_; }
+
+    /// Flushes what the converter holds back.
+    error_code finish() {
+        buf_.clear();
+        conv_.finish(buf_);
+        capture(buf_);
+        size_ += buf_.size();
+        return write_all(fd_.get(), buf_);
+    }
+
+    int fd() const noexcept { return fd_.get(); }
+    void close() noexcept { fd_.reset(); }
+    const std::string& path() const noexcept { return path_; }
+    const std::string& headers() const noexcept { return headers_; }
+    char last() const noexcept { return conv_.last(); }
+
+private:
+    void capture(const std::string& data) {
+        // The start of the message, for its Return-Path.
+        constexpr std::size_t cap = 16 * 1024;
+        if (headers_.size() < cap) headers_.append(data, 0, cap - headers_.size());
+    }
+
+    fd_guard fd_;
+    std::string path_;
+    line_converter conv_;
+    std::string buf_;
+    std::string headers_;
+    std::uint64_t size_ = 0;
+};
+
+/// A spool file in `dir`, unlinked at once: a crash leaves nothing behind.
+error_code make_spool(const std::string& dir, bool mboxrd, std::unique_ptr<incoming>& out) {
+    if (int e = injected(step::create); e != 0) return sys(e);
+    std::string templ = dir + "/pop3fetch-spool-XXXXXX";
+    int fd = ::mkostemp(templ.data(), O_CLOEXEC);
+    if (fd < 0) return last_error();
+    ::unlink(templ.c_str());
+    out = std::make_unique<file_incoming>(fd, std::string(), mboxrd);
+    return {};
+}
+
+std::string hostname_for_maildir() {
+    char buf[256] = {};
+    if (::gethostname(buf, sizeof buf - 1) != 0) return "localhost";
+    std::string out;
+    for (const char* p = buf; *p != 0; ++p) {
+        // Maildir names must not hold '/' or ':' (the info separator).
+        if (*p == '/') out += "\\057";
+        else if (*p == ':') out += "\\072";
+        else out += *p;
+    }
+    return out.empty() ? "localhost" : out;
+}
+
+class maildir final : public destination {
+public:
+    explicit maildir(std::string dir) : dir_(std::move(dir)), host_(hostname_for_maildir()) {}
+
+    error_code prepare() {
+        for (const std::string& d : {dir_, dir_ + "/tmp", dir_ + "/new", dir_ + "/cur"}) {
+            if (auto ec = make_directory(d)) return ec;
+        }
+        return {};
+    }
+
+    error_code begin(const std::string&, std::unique_ptr<incoming>& out) override {
+        if (int e = injected(step::create); e != 0) return sys(e);
+        for (int attempt = 0; attempt < 100; ++attempt) {
+            std::string name = unique_name();
+            std::string path = dir_ + "/tmp/" + name;
+            int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+            if (fd >= 0) {
+                out = std::make_unique<file_incoming>(fd, std::move(name), false);
+                return {};
+            }
+            if (errno != EEXIST) return last_error();
+        }
+        return errc::name_clash;
+    }
+
+    error_code deliver(incoming& m, std::string& detail) override {
+        auto& f = static_cast<file_incoming&>(m);
+        const std::string tmp = dir_ + "/tmp/" + f.path();
+        if (auto ec = f.finish()) {
+            detail = "writing " + tmp;
+            return ec;
+        }
+        if (auto ec = check(step::fsync, [&] { return ::fsync(f.fd()); })) {
+            detail = "fsync of " + tmp;
+            return ec;
+        }
+        f.close();
+        // link() never replaces an existing file, unlike rename().
+        std::string target;
+        error_code ec;
+        for (int attempt = 0; attempt < 100; ++attempt) {
+            target = dir_ + "/new/" + (attempt == 0 ? f.path() : unique_name());
+            ec = check(step::link, [&] { return ::link(tmp.c_str(), target.c_str()); });
+            if (ec != std::errc::file_exists) break;
+        }
+        if (ec) {
+            detail = "linking " + tmp + " into new/";
+            return ec;
+        }
+        ::unlink(tmp.c_str());
+        // One fsync of new/ covers every link made before it started: under
+        // load, concurrent deliveries share it (group commit).
+        const int fault = injected(step::dir_fsync);
+        if (auto ec2 = fault != 0 ? sys(fault) : new_sync_.sync([this] { return sync_directory(dir_ + "/new"); })) {
+            // Not known to be durable: take it back, so the message stays on
+            // the server and a later run fetches it once.
+            ::unlink(target.c_str());
+            detail = "fsync of " + dir_ + "/new";
+            return ec2;
+        }
+        return {};
+    }
+
+    void discard(incoming& m) noexcept override {
+        auto& f = static_cast<file_incoming&>(m);
+        f.close();
+        ::unlink((dir_ + "/tmp/" + f.path()).c_str());
+    }
+
+    std::string describe() const override { return "Maildir " + dir_; }
+
+private:
+    std::string unique_name() {
+        using namespace std::chrono;
+        const auto now = system_clock::now().time_since_epoch();
+        const auto sec = duration_cast<seconds>(now).count();
+        const auto usec = duration_cast<microseconds>(now).count() % 1000000;
+        return std::to_string(sec) + ".M" + std::to_string(usec) + "P" + std::to_string(::getpid()) + "Q" +
+               std::to_string(++seq_) + "." + host_;
+    }
+
+    std::string dir_;
+    std::string host_;
+    std::atomic<std::uint64_t> seq_{0};
+    group_sync new_sync_;
+};
+
+std::string from_line_date() {
+    std::time_t t = std::time(nullptr);
+    std::tm tm{};
+    ::gmtime_r(&t, &tm);
+    char buf[64];
+    std::strftime(buf, sizeof buf, "%a %b %e %H:%M:%S %Y", &tm);
+    return buf;
+}
+
+/// One mutex per mbox path: fcntl locks keep other processes out, not the
+/// other threads of this one.
+std::mutex& process_lock(const std::string& path) {
+    static std::mutex guard;
+    static std::map<std::string, std::unique_ptr<std::mutex>> locks;
+    std::lock_guard g(guard);
+    auto& m = locks[path];
+    if (!m) m = std::make_unique<std::mutex>();
+    return *m;
+}
+
+class mbox final : public destination {
+public:
+    mbox(std::string file, std::string spool, unsigned timeout_ms)
+        : file_(std::move(file)), spool_(std::move(spool)), timeout_ms_(timeout_ms), mutex_(process_lock(file_)) {}
+
+    error_code begin(const std::string&, std::unique_ptr<incoming>& out) override {
+        return make_spool(spool_, true, out);
+    }
+
+    error_code deliver(incoming& m, std::string& detail) override {
+        auto& f = static_cast<file_incoming&>(m);
+        if (auto ec = f.finish()) {
+            detail = "writing the spool file";
+            return ec;
+        }
+        std::lock_guard g(mutex_);
+        fd_guard fd(::open(file_.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+        if (fd.get() < 0) {
+            detail = "opening " + file_;
+            return last_error();
+        }
+        if (auto ec = lock(fd.get())) {
+            detail = "locking " + file_;
+            return ec;
+        }
+        struct stat st {};
+        if (::fstat(fd.get(), &st) != 0) {
+            detail = "stat of " + file_;
+            return last_error();
+        }
+        const off_t original = st.st_size;
+        error_code ec = append(fd.get(), f, original, detail);
+        if (!ec) {
+            ec = check(step::fsync, [&] { return ::fsync(fd.get()); });
+            if (ec) detail = "fsync of " + file_;
+        }
+        if (ec) {
+            // Roll the partial append back: the mbox is as it was.
+            if (::ftruncate(fd.get(), original) == 0) (void)::fsync(fd.get());
+        }
+        struct flock unlock {};
+        unlock.l_type = F_UNLCK;
+        unlock.l_whence = SEEK_SET;
+        (void)::fcntl(fd.get(), F_SETLK, &unlock);
+        return ec;
+    }
+
+    void discard(incoming&) noexcept override {}
+
+    std::string describe() const override { return "mbox " + file_; }
+
+private:
+    error_code lock(int fd) {
+        if (int e = injected(step::lock); e != 0) return sys(e);
+        struct flock fl {};
+        fl.l_type = F_WRLCK;
+        fl.l_whence = SEEK_SET;
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms_);
+        for (;;) {
+            if (::fcntl(fd, F_SETLK, &fl) == 0) return {};
+            if (errno != EACCES && errno != EAGAIN && errno != EINTR) return last_error();
+            if (std::chrono::steady_clock::now() >= deadline) return errc::mbox_lock_timeout;
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+    }
+
+    error_code append(int fd, file_incoming& f, off_t original, std::string& detail) {
+        std::string head;
+        // A message must start on a line of its own, after a blank line.
+        if (original > 0) {
+            char tail[2] = {};
+            const off_t n = original >= 2 ? 2 : 1;
+            if (::pread(fd, tail, n, original - n) == n) {
+                if (tail[n - 1] != '\n') head += "\n\n";
+                else if (n == 2 && tail[0] != '\n') head += "\n";
+            }
+        }
+        head += "From " + envelope_sender(f.headers()) + " " + from_line_date() + "\n";
+        detail = "appending to " + file_;
+        if (int e = injected(step::write); e != 0) return sys(e);
+        if (auto ec = write_all(fd, head)) return ec;
+        if (::lseek(f.fd(), 0, SEEK_SET) < 0) return last_error();
+        char buf[64 * 1024];
+        for (;;) {
+            const ssize_t n = ::read(f.fd(), buf, sizeof buf);
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) return last_error();
+            if (n == 0) break;
+            if (auto ec = write_all(fd, std::string_view(buf, static_cast<std::size_t>(n)))) return ec;
+        }
+        // The message ends with a newline, then a blank line separates it.
+        std::string_view tail = f.last() == '\n' || f.size() == 0 ? "\n" : "\n\n";
+        return write_all(fd, tail);
+    }
+
+    std::string file_;
+    std::string spool_;
+    unsigned timeout_ms_;
+    std::mutex& mutex_;
+};
+
+class mda final : public destination {
+public:
+    mda(std::string command, std::string spool) : command_(std::move(command)), spool_(std::move(spool)) {}
+
+    error_code begin(const std::string&, std::unique_ptr<incoming>& out) override {
+        return make_spool(spool_, false, out);
+    }
+
+    error_code deliver(incoming& m, std::string& detail) override {
+        auto& f = static_cast<file_incoming&>(m);
+        if (auto ec = f.finish()) {
+            detail = "writing the spool file";
+            return ec;
+        }
+        if (::lseek(f.fd(), 0, SEEK_SET) < 0) return last_error();
+        if (int e = injected(step::mda); e != 0) {
+            detail = "running the MDA";
+            return sys(e);
+        }
+        posix_spawn_file_actions_t actions;
+        posix_spawn_file_actions_init(&actions);
+        posix_spawn_file_actions_adddup2(&actions, f.fd(), 0);
+        // The MDA's own output goes to stderr: stdout may carry --json.
+        posix_spawn_file_actions_adddup2(&actions, 2, 1);
+        const char* argv[] = {"/bin/sh", "-c", command_.c_str(), nullptr};
+        pid_t pid = -1;
+        const int rc = ::posix_spawn(&pid, "/bin/sh", &actions, nullptr, const_cast<char**>(argv), environ);
+        posix_spawn_file_actions_destroy(&actions);
+        if (rc != 0) {
+            detail = "starting /bin/sh";
+            return sys(rc);
+        }
+        int status = 0;
+        while (::waitpid(pid, &status, 0) < 0) {
+            if (errno != EINTR) return last_error();
+        }
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return {};
+        detail = WIFEXITED(status) ? "the MDA exited with status " + std::to_string(WEXITSTATUS(status))
+                                   : "the MDA was killed by signal " + std::to_string(WTERMSIG(status));
+        return errc::mda_failed;
+    }
+
+    void discard(incoming&) noexcept override {}
+
+    std::string describe() const override { return "MDA " + command_; }
+
+private:
+    std::string command_;
+    std::string spool_;
+};
+
+}  // namespace
+
+void set_fault_hook(std::function<int(step)> h) { hook() = std::move(h); }
+
+void line_converter::put(std::string& out, std::string_view s) {
+    if (s.empty()) return;
+    out.append(s);
+    last_ = s.back();
+}
+
+void line_converter::stage2(char c, std::string& out) {
+    if (!mboxrd_) {
+        put(out, std::string_view(&c, 1));
+        return;
+    }
+    if (!line_start_) {
+        put(out, std::string_view(&c, 1));
+        if (c == '\n') line_start_ = true;
+        return;
+    }
+    // At the start of a line: hold octets back until it is known whether
+    // the line is ">*From " (quoted with one more '>').
+    head_ += c;
+    if (c == '\n') {
+        put(out, head_);
+        head_.clear();
+        return;
+    }
+    std::size_t k = 0;
+    while (k < head_.size() && head_[k] == '>') ++k;
+    const std::string_view rest = std::string_view(head_).substr(k);
+    constexpr std::string_view from = "From ";
+    if (rest.size() < from.size() && from.substr(0, rest.size()) == rest) return;  // undecided
+    if (rest.substr(0, from.size()) == from) put(out, ">");
+    put(out, head_);
+    head_.clear();
+    line_start_ = false;
+}
+
+void line_converter::feed(std::string_view in, std::string& out) {
+    out.reserve(out.size() + in.size() + 8);
+    for (char c : in) {
+        if (pending_cr_) {
+            pending_cr_ = false;
+            if (c == '\n') {
+                stage2('\n', out);
+                continue;
+            }
+            stage2('\r', out);
+        }
+        if (c == '\r') {
+            pending_cr_ = true;
+            continue;
+        }
+        stage2(c, out);
+    }
+}
+
+void line_converter::finish(std::string& out) {
+    if (pending_cr_) {
+        pending_cr_ = false;
+        stage2('\r', out);
+    }
+    put(out, head_);
+    head_.clear();
+}
+
+std::string envelope_sender(std::string_view headers) {
+    // The header block ends at the first empty line.
+    const auto end = headers.find("\n\n");
+    if (end != std::string_view::npos) headers = headers.substr(0, end + 1);
+    for (std::size_t pos = 0; pos < headers.size();) {
+        auto eol = headers.find('\n', pos);
+        if (eol == std::string_view::npos) eol = headers.size();
+        std::string_view line = headers.substr(pos, eol - pos);
+        pos = eol + 1;
+        constexpr std::string_view name = "return-path:";
+        if (line.size() < name.size()) continue;
+        bool match = true;
+        for (std::size_t i = 0; i < name.size() && match; ++i)
+            match = static_cast<char>(std::tolower(static_cast<unsigned char>(line[i]))) == name[i];
+        if (!match) continue;
+        std::string_view v = line.substr(name.size());
+        const auto lt = v.find('<');
+        const auto gt = v.find('>', lt == std::string_view::npos ? 0 : lt);
+        if (lt != std::string_view::npos && gt != std::string_view::npos) v = v.substr(lt + 1, gt - lt - 1);
+        std::string addr;
+        for (char c : v) {
+            // One token with no blanks or controls, as the From line needs.
+            if (static_cast<unsigned char>(c) > 0x20 && static_cast<unsigned char>(c) < 0x7f) addr += c;
+        }
+        return addr.empty() ? "MAILER-DAEMON" : addr;
+    }
+    return "MAILER-DAEMON";
+}
+
+error_code write_all(int fd, std::string_view data) {
+    while (!data.empty()) {
+        const ssize_t n = ::write(fd, data.data(), data.size());
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return last_error();
+        }
+        data.remove_prefix(static_cast<std::size_t>(n));
+    }
+    return {};
+}
+
+error_code sync_directory(const std::string& path) {
+    fd_guard fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (fd.get() < 0) return last_error();
+    if (::fsync(fd.get()) != 0) return last_error();
+    return {};
+}
+
+std::unique_ptr<destination> make_maildir(const std::string& directory, error_code& ec) {
+    auto d = std::make_unique<maildir>(directory);
+    ec = d->prepare();
+    if (ec) return nullptr;
+    return d;
+}
+
+std::unique_ptr<destination> make_mbox(const std::string& file, const std::string& spool_directory,
+                                       unsigned lock_timeout_ms, error_code& ec) {
+    // Fail now, not at the first message, when the file cannot be written.
+    fd_guard fd(::open(file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+    if (fd.get() < 0) {
+        ec = last_error();
+        return nullptr;
+    }
+    ec = {};
+    return std::make_unique<mbox>(file, spool_directory, lock_timeout_ms);
+}
+
+std::unique_ptr<destination> make_mda(const std::string& command, const std::string& spool_directory,
+                                      error_code& ec) {
+    ec = {};
+    if (command.empty()) {
+        ec = sys(EINVAL);
+        return nullptr;
+    }
+    return std::make_unique<mda>(command, spool_directory);
+}
+
+}  // namespace pop3fetch
