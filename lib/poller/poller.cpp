@@ -338,11 +338,10 @@ private:
         } else {
             for (const auto& m : listing) numbers.push_back(m.number);
         }
-        std::unordered_map<std::uint64_t, message_info> by_number;
-        for (auto& m : listing) by_number.emplace(m.number, std::move(m));
-
         std::vector<std::uint64_t> stored;
         if (!a.acct.keep && a.acct.already_stored) stored = a.acct.already_stored(listing);
+        std::unordered_map<std::uint64_t, message_info> by_number;
+        for (auto& m : listing) by_number.emplace(m.number, std::move(m));
 
         batch b(ex_);
         b.pending = numbers.size() + stored.size();

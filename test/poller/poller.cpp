@@ -274,6 +274,44 @@ TEST_CASE("only committed messages are deleted; keep mode and select") {
     CHECK(st.committed["keeper@127.0.0.1"][5] == mail[4]);
 }
 
+TEST_CASE("already_stored: deleted without being fetched, alongside the selected ones") {
+    asio::io_context ioc;
+    testing::server server(ioc.get_executor());
+    const auto mail = testing::generate_messages(spec(6, 1500, 11));
+    server.add_account("alice", "pw", mail);
+    REQUIRE(!server.start());
+    const auto uids = server.uids("alice");
+    store st;
+    poller p(ioc.get_executor(), st.handler(), st.options());
+    account a = make_account(server, "alice", "pw");
+    // Messages 2 and 5 were stored by an earlier run that never reached QUIT.
+    const std::set<std::string> stored{uids[1], uids[4]};
+    a.select = [&](const std::vector<message_info>& listing) {
+        std::vector<std::uint64_t> out;
+        for (const auto& m : listing)
+            if (!stored.count(m.uid)) out.push_back(m.number);
+        return out;
+    };
+    a.already_stored = [&](const std::vector<message_info>& listing) {
+        std::vector<std::uint64_t> out;
+        for (const auto& m : listing)
+            if (stored.count(m.uid)) out.push_back(m.number);
+        return out;
+    };
+    p.add(a);
+    bool done = false;
+    p.async_run([&](error_code) { done = true; });
+    run_until(ioc, done);
+    const auto& o = st.outcomes["alice@127.0.0.1"];
+    CHECK(!o.ec);
+    CHECK(o.messages == 4);
+    CHECK(o.deleted == 6);
+    CHECK(st.committed["alice@127.0.0.1"].size() == 4);
+    CHECK(st.committed["alice@127.0.0.1"].count(2) == 0);
+    CHECK(st.committed["alice@127.0.0.1"].count(5) == 0);
+    CHECK(server.messages("alice").empty());
+}
+
 TEST_CASE("[LOGIN-DELAY] is retried after the delay CAPA advertised") {
     asio::io_context ioc;
     testing::server_options so;
