@@ -403,3 +403,77 @@ TEST_CASE("a corrupt state file fails its account only") {
     CHECK(r.err.find("corrupt") != std::string::npos);
     CHECK(maildir_messages(dir / "Maildir") == as_lf(good));
 }
+
+TEST_CASE("keep mode with two messages sharing a UID: both fetched, every time, never skipped") {
+    server_thread srv;
+    auto mail = make_mail(2, 70);
+    const std::vector<std::string> served = {mail[0], mail[0], mail[1]};  // the test server's UIDs hash content
+    srv.add("alice", password, served);
+    temp_dir dir;
+    const auto args = plain_args(dir, {"--keep", "--maildir", dir / "Maildir", "--json", srv.url("alice")});
+    auto r = run_cli(args);
+    CHECK(r.status == 0);
+    CHECK(r.err.find("several messages one UID") != std::string::npos);
+    CHECK(maildir_messages(dir / "Maildir") == as_lf(served));
+    r = run_cli(args);
+    CHECK(r.status == 0);
+    CHECK(r.out.find("\"messages\":2,") != std::string::npos);  // the pair again; the other skipped
+    CHECK(r.out.find("\"skipped\":1") != std::string::npos);
+}
+
+TEST_CASE("faults of the whole server: greeting -ERR, STLS injection, a SCRAM server without the password, LOGIN-DELAY") {
+    temp_dir dir;
+    auto tls_args = [&](std::vector<std::string> more) {
+        std::vector<std::string> a = {"--password-env", "POP3FETCH_TEST_PW", "--quiet", "--maildir", dir / "Maildir",
+                                      "--state", dir / "state", "--ca-file", dir / "ca.pem", "--timeout", "5", "--json"};
+        a.insert(a.end(), more.begin(), more.end());
+        return a;
+    };
+    {
+        pop3::testing::server_options so;
+        so.faults.greeting_err = true;
+        server_thread srv(so);
+        srv.add("alice", password, make_mail(1, 80));
+        auto r = run_cli(plain_args(dir, {"--maildir", dir / "Maildir", srv.url("alice")}));
+        CHECK(r.status == 1);
+        CHECK(r.err.find("[SYS/TEMP] server not available") != std::string::npos);
+        CHECK(srv.messages("alice").size() == 1);
+    }
+    for (int which = 0; which < 2; ++which) {
+        CAPTURE(which);
+        pop3::testing::server_options so;
+        so.tls = pop3::testing::server_options::tls_mode::stls;
+        std::vector<std::string> more;
+        if (which == 0) {
+            so.faults.stls_inject = "+OK injected\r\n";  // met before the user is known: server-wide
+        } else {
+            so.faults.bad_scram_signature = true;  // also decided before the account's own plan applies
+            more = {"--auth", "scram-sha-256"};
+        }
+        server_thread srv(so);
+        write_file(dir / "ca.pem", srv.server.certificate_pem());
+        srv.add("alice", password, make_mail(2, 81));
+        more.push_back(srv.url("alice"));
+        auto r = run_cli(tls_args(more));
+        CHECK(r.status == 1);
+        CHECK(r.out.find("\"attempts\":1,") != std::string::npos);  // a security failure is not retried
+        CHECK(srv.messages("alice").size() == 2);
+        CHECK(r.err.find(which == 0 ? "STLS" : "prove it knows the password") != std::string::npos);
+    }
+    {
+        pop3::testing::server_options so;
+        so.login_delay = 1;
+        server_thread srv(so);
+        fault_plan plan;
+        plan.refuse_logins = 1;
+        plan.refuse_code = "LOGIN-DELAY";
+        auto mail = make_mail(2, 82);
+        srv.add("alice", password, mail, plan);
+        const auto start = std::chrono::steady_clock::now();
+        auto r = run_cli(plain_args(dir, {"--maildir", dir / "delayed", "--json", srv.url("alice")}));
+        CHECK(r.status == 0);
+        CHECK(std::chrono::steady_clock::now() - start >= std::chrono::seconds(1));  // LOGIN-DELAY honoured
+        CHECK(r.out.find("\"retries\":1") != std::string::npos);
+        CHECK(maildir_messages(dir / "delayed") == as_lf(mail));
+    }
+}
