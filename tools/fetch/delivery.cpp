@@ -248,21 +248,47 @@ std::mutex& process_lock(const std::string& path) {
     return *m;
 }
 
-class mbox final : public destination {
+/// mbox and MDA: a message is received into an unlinked spool file, and
+/// only a complete one goes on to its destination.
+class spooled : public destination {
 public:
-    mbox(std::string file, std::string spool, unsigned timeout_ms)
-        : file_(std::move(file)), spool_(std::move(spool)), timeout_ms_(timeout_ms), mutex_(process_lock(file_)) {}
+    spooled(std::string spool, bool mboxrd) : spool_(std::move(spool)), mboxrd_(mboxrd) {}
 
     error_code begin(const std::string&, std::unique_ptr<incoming>& out) override {
-        return make_spool(spool_, true, out);
+        return make_spool(spool_, mboxrd_, out);
     }
+    void discard(incoming&) noexcept override {}  // the spool file is unlinked already
 
-    error_code deliver(incoming& m, std::string& detail) override {
-        auto& f = static_cast<file_incoming&>(m);
-        if (auto ec = f.finish()) {
+protected:
+    /// The spool file with everything flushed into it, read from the start.
+    static error_code complete(incoming& m, std::string& detail, file_incoming*& f) {
+        f = static_cast<file_incoming*>(&m);
+        if (auto ec = f->finish()) {
             detail = "writing the spool file";
             return ec;
         }
+        if (::lseek(f->fd(), 0, SEEK_SET) < 0) {
+            detail = "rewinding the spool file";
+            return last_error();
+        }
+        return {};
+    }
+
+private:
+    std::string spool_;
+    bool mboxrd_;
+};
+
+class mbox final : public spooled {
+public:
+    mbox(std::string file, std::string spool, unsigned timeout_ms)
+        : spooled(std::move(spool), true), file_(std::move(file)), timeout_ms_(timeout_ms),
+          mutex_(process_lock(file_)) {}
+
+    error_code deliver(incoming& m, std::string& detail) override {
+        file_incoming* spool = nullptr;
+        if (auto ec = complete(m, detail, spool)) return ec;
+        file_incoming& f = *spool;
         std::lock_guard g(mutex_);
         fd_guard fd(::open(file_.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
         if (fd.get() < 0) {
@@ -294,8 +320,6 @@ public:
         (void)::fcntl(fd.get(), F_SETLK, &unlock);
         return ec;
     }
-
-    void discard(incoming&) noexcept override {}
 
     std::string describe() const override { return "mbox " + file_; }
 
@@ -329,7 +353,6 @@ private:
         detail = "appending to " + file_;
         if (int e = injected(step::write); e != 0) return sys(e);
         if (auto ec = write_all(fd, head)) return ec;
-        if (::lseek(f.fd(), 0, SEEK_SET) < 0) return last_error();
         char buf[64 * 1024];
         for (;;) {
             const ssize_t n = ::read(f.fd(), buf, sizeof buf);
@@ -344,26 +367,18 @@ private:
     }
 
     std::string file_;
-    std::string spool_;
     unsigned timeout_ms_;
     std::mutex& mutex_;
 };
 
-class mda final : public destination {
+class mda final : public spooled {
 public:
-    mda(std::string command, std::string spool) : command_(std::move(command)), spool_(std::move(spool)) {}
-
-    error_code begin(const std::string&, std::unique_ptr<incoming>& out) override {
-        return make_spool(spool_, false, out);
-    }
+    mda(std::string command, std::string spool) : spooled(std::move(spool), false), command_(std::move(command)) {}
 
     error_code deliver(incoming& m, std::string& detail) override {
-        auto& f = static_cast<file_incoming&>(m);
-        if (auto ec = f.finish()) {
-            detail = "writing the spool file";
-            return ec;
-        }
-        if (::lseek(f.fd(), 0, SEEK_SET) < 0) return last_error();
+        file_incoming* spool = nullptr;
+        if (auto ec = complete(m, detail, spool)) return ec;
+        file_incoming& f = *spool;
         if (int e = injected(step::mda); e != 0) {
             detail = "running the MDA";
             return sys(e);
@@ -391,13 +406,10 @@ public:
         return errc::mda_failed;
     }
 
-    void discard(incoming&) noexcept override {}
-
     std::string describe() const override { return "MDA " + command_; }
 
 private:
     std::string command_;
-    std::string spool_;
 };
 
 }  // namespace
