@@ -67,8 +67,6 @@ struct options {
     bool version = false;
     /// Not on the command line: the demo's trust in its own server.
     std::shared_ptr<boost::asio::ssl::context> tls_context;
-    /// Not on the command line: a delay for each delivery (crash tests).
-    unsigned delivery_delay_ms = 0;
 };
 
 /// Parses the command line (argv without the program name). On error,

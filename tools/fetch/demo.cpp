@@ -27,7 +27,7 @@ namespace asio = boost::asio;
 
 namespace {
 
-static std::size_t demo_accounts = std::getenv("DEMO_N") ? std::atoi(std::getenv("DEMO_N")) : 300;
+constexpr std::size_t demo_accounts = 300;
 constexpr std::size_t demo_messages = 10;          // per account
 constexpr auto demo_delay = std::chrono::milliseconds(5);  // each way
 

@@ -194,8 +194,7 @@ int run(const options& opts, std::ostream& out, std::ostream& err, const run_ext
     for (const auto& url : opts.urls) {
         account_spec a;
         if (parse_url(url, mailhost, a)) {
-            return usage_error("'" + url + "': " + make_error_code(errc::bad_url).message() +
-                               (mailhost.empty() ? "" : ""));
+            return usage_error("'" + url + "': " + make_error_code(errc::bad_url).message());
         }
         a.s = opts.defaults;
         specs.push_back(std::move(a));
