@@ -27,6 +27,7 @@ for build in sys.argv[1:]:
             else:
                 failed += 1
                 print(f"{build}: {json.loads(line)['name']}: {result}")
-tail = f', {skipped} skipped' if skipped else ''
-print(f'{passed} passed, {failed} failed{tail}')
+if skipped:
+    print(f'{skipped} skipped')
+print(f'{passed} passed, {failed} failed')
 sys.exit(1 if failed else 0)
