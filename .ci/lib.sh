@@ -1,8 +1,10 @@
 # Shared by the quick-start scripts. Sourced, not run.
 
-# The Debian 12 packages the build, the tests, the bench and the demo need.
+# The Debian 12 packages the build, the tests, the bench and the demo need
+# (mpop, fetchmail and curl are the bench's peers).
 POP3_PACKAGES="g++ clang libclang-rt-14-dev meson ninja-build pkg-config cmake python3
-  libboost1.81-dev libssl-dev openssl doctest-dev dovecot-core dovecot-pop3d"
+  libboost1.81-dev libssl-dev openssl doctest-dev dovecot-core dovecot-pop3d
+  mpop fetchmail curl"
 
 # apt-get install with service starts denied (policy-rc.d exit 101), so
 # that Debian's packaged Dovecot never starts: the tests start their own.

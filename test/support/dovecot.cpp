@@ -185,7 +185,7 @@ std::string dovecot::version() {
     return out;
 }
 
-std::unique_ptr<dovecot> dovecot::start(std::string& why) {
+std::unique_ptr<dovecot> dovecot::start(std::string& why, options opts) {
     std::unique_ptr<dovecot> d(new dovecot);
     d->binary_ = find_binary();
     if (d->binary_.empty()) {
@@ -239,14 +239,14 @@ std::unique_ptr<dovecot> dovecot::start(std::string& why) {
 
     for (int attempt = 0; attempt < 3; ++attempt) {
         std::string reason;
-        if (d->launch(reason)) return d;
+        if (d->launch(reason, opts)) return d;
         why = reason;
         if (reason.find("Address already in use") == std::string::npos) break;
     }
     return nullptr;
 }
 
-bool dovecot::launch(std::string& why) {
+bool dovecot::launch(std::string& why, const options& opts) {
     plain_port_ = free_port();
     tls_port_ = free_port();
     if (plain_port_ == 0 || tls_port_ == 0 || plain_port_ == tls_port_) {
@@ -287,7 +287,11 @@ bool dovecot::launch(std::string& why) {
          // Reuse login and pop3 processes: a fresh process per connection
          // costs 8-40 ms of server time per login.
          << "  service_count = 0\n  process_min_avail = 1\n  chroot =\n}\n"
-         << "service pop3 {\n  service_count = 0\n  process_min_avail = 1\n  process_limit = 512\n}\n"
+         << "service pop3 {\n  service_count = 0\n  process_min_avail = 1\n  process_limit = "
+         << opts.pop3_process_limit << "\n}\n"
+         // Every pop3 and login process may hold an auth connection.
+         << "service auth {\n  client_limit = " << opts.pop3_process_limit + 200 << "\n}\n"
+         << "default_process_limit = " << std::max(100u, opts.pop3_process_limit) << "\n"
          << "service anvil {\n  chroot =\n}\n";
     const std::string conf_path = dir_ + "/dovecot.conf";
     try {
@@ -425,5 +429,43 @@ std::map<std::string, std::string> dovecot::stored(const std::string& user) cons
 }
 
 std::string dovecot::log() const { return read_text(dir_ + "/dovecot.log"); }
+
+namespace {
+
+// Fields of /proc/PID/stat after the command name: state is field 3;
+// ppid 4; utime 14, stime 15, cutime 16, cstime 17.
+bool read_stat(pid_t pid, long& ppid, double& own_ticks, double& children_ticks) {
+    const std::string text = read_text("/proc/" + std::to_string(pid) + "/stat");
+    const std::size_t close = text.rfind(')');
+    if (close == std::string::npos) return false;
+    std::istringstream in(text.substr(close + 2));
+    std::vector<std::string> f;
+    for (std::string x; in >> x;) f.push_back(x);
+    if (f.size() < 15) return false;  // f[0] is field 3
+    ppid = std::atol(f[1].c_str());
+    own_ticks = std::atof(f[11].c_str()) + std::atof(f[12].c_str());
+    children_ticks = std::atof(f[13].c_str()) + std::atof(f[14].c_str());
+    return true;
+}
+
+}  // namespace
+
+double dovecot::cpu_seconds() const {
+    if (pid_ <= 0) return 0;
+    double ticks = 0;
+    long ppid = 0;
+    double own = 0, children = 0;
+    if (read_stat(pid_, ppid, own, children)) ticks += own + children;
+    // Dovecot's services are the master's children.
+    if (DIR* d = ::opendir("/proc")) {
+        while (dirent* e = ::readdir(d)) {
+            const pid_t p = static_cast<pid_t>(std::atol(e->d_name));
+            if (p <= 0 || p == pid_) continue;
+            if (read_stat(p, ppid, own, children) && ppid == pid_) ticks += own + children;
+        }
+        ::closedir(d);
+    }
+    return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
 
 }  // namespace pop3::test

@@ -33,9 +33,15 @@ public:
     /// What `dovecot --version` prints, e.g. "2.3.19.1 (9b53102964)".
     static std::string version();
 
+    struct options {
+        /// pop3 processes at most: sessions at once (one process each).
+        unsigned pop3_process_limit = 512;
+    };
+
     /// Starts an instance and waits until it greets on both ports. On
     /// failure returns null and says why (with the end of Dovecot's log).
-    static std::unique_ptr<dovecot> start(std::string& why);
+    static std::unique_ptr<dovecot> start(std::string& why, options opts);
+    static std::unique_ptr<dovecot> start(std::string& why) { return start(why, options{}); }
 
     ~dovecot();
     dovecot(const dovecot&) = delete;
@@ -69,9 +75,13 @@ public:
     /// Dovecot's log so far.
     std::string log() const;
 
+    /// CPU seconds (user + system) the instance has used so far: the
+    /// master, its live children and the children it has reaped.
+    double cpu_seconds() const;
+
 private:
     dovecot() = default;
-    bool launch(std::string& why);
+    bool launch(std::string& why, const options& opts);
     void stop() noexcept;
     void write_passwd(const std::string& name, const std::string& password) const;
     void chown_to_mail_user(const std::string& path) const;
