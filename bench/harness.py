@@ -365,8 +365,11 @@ def print_row(r, ref):
     vs = '-'
     if ref and r is not ref and not r['stopped'] and r['messages']:
         vs = f"{r['wall'] / ref['wall']:.1f}x"
+    # A stopped run's CPU and RSS miss what its killed children used.
+    cpu = None if r['stopped'] else r['cpu_s_per_gb']
+    rss = '-' if r['stopped'] else f"{r['rss_mb']:.1f}"
     print(f"  {r['client']:<24} {wall:>8} {r['msgs_per_s']:>9.0f} {r['mb_per_s']:>8.1f} "
-          f"{fmt(r['cpu_s_per_gb'], '.1f'):>8} {r['rss_mb']:>7.1f} {r['server_cpu']:>7.2f} "
+          f"{fmt(cpu, '.1f'):>8} {rss:>7} {r['server_cpu']:>7.2f} "
           f"{fmt(r['x_floor'], '.1f'):>7} {vs:>8}  {r['verdict']}", flush=True)
 
 

@@ -347,9 +347,17 @@ void engine::pump() {
     do {
         repump_ = false;
         if (state_ == session_state::failed || upgrading_) break;
+        // Every reply the buffer holds first, then one write for all the
+        // commands their room admitted: a command per write would cost the
+        // server a wakeup, a read and a TLS record each.
+        do {
+            repump_ = false;
+            admit();
+            process();
+        } while (repump_ && state_ != session_state::failed && !upgrading_);
+        if (state_ == session_state::failed || upgrading_) break;
         admit();
         start_write();
-        process();
         start_read();
     } while (repump_);
     pumping_ = false;

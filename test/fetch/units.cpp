@@ -69,6 +69,9 @@ TEST_CASE("mboxrd quoting of From lines, wherever the chunks are cut") {
     check_splits(true, "From the start\r\n", ">From the start\n");
     check_splits(true, ">>Fro", ">>Fro");
     check_splits(true, "x\r\n>From", "x\n>From");  // no blank after From: not a From line
+    // A bare LF ends a line; a bare CR does not.
+    check_splits(true, "a\nFrom b\r\nc\rFrom d\r\n", "a\n>From b\nc\rFrom d\n");
+    check_splits(false, "long line without end\nnext\r", "long line without end\nnext\r");
 }
 
 TEST_CASE("envelope sender from Return-Path") {

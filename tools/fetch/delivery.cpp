@@ -453,20 +453,50 @@ void line_converter::stage2(char c, std::string& out) {
 
 void line_converter::feed(std::string_view in, std::string& out) {
     out.reserve(out.size() + in.size() + 8);
-    for (char c : in) {
-        if (pending_cr_) {
-            pending_cr_ = false;
-            if (c == '\n') {
-                stage2('\n', out);
-                continue;
-            }
+    const char* base = in.data();
+    std::size_t i = 0;
+    if (pending_cr_ && !in.empty()) {
+        pending_cr_ = false;
+        if (in[0] == '\n') {
+            stage2('\n', out);
+            i = 1;
+        } else {
             stage2('\r', out);
         }
+    }
+    while (i < in.size()) {
+        const char c = in[i];
         if (c == '\r') {
-            pending_cr_ = true;
+            if (i + 1 == in.size()) {
+                pending_cr_ = true;  // CRLF may be split between chunks
+                break;
+            }
+            if (in[i + 1] == '\n') {
+                stage2('\n', out);
+                i += 2;
+            } else {
+                stage2('\r', out);
+                ++i;
+            }
             continue;
         }
-        stage2(c, out);
+        if (mboxrd_ && line_start_) {  // deciding whether the line needs a '>'
+            stage2(c, out);
+            ++i;
+            continue;
+        }
+        // Inside a line: copy up to the next CR in one go (for mbox, only
+        // through the next LF: a new line starts after it).
+        const void* cr = std::memchr(base + i, '\r', in.size() - i);
+        std::size_t stop = cr ? static_cast<std::size_t>(static_cast<const char*>(cr) - base) : in.size();
+        if (mboxrd_) {
+            if (const void* lf = std::memchr(base + i, '\n', stop - i)) {
+                stop = static_cast<std::size_t>(static_cast<const char*>(lf) - base) + 1;
+                line_start_ = true;
+            }
+        }
+        put(out, in.substr(i, stop - i));
+        i = stop;
     }
 }
 

@@ -1,5 +1,6 @@
 #include "fetcher.hpp"
 #include "delivery.hpp"
+#include "delivery_queue.hpp"
 #include "uid_state.hpp"
 
 #include <pop3/poller.hpp>
@@ -288,7 +289,10 @@ int run(const options& opts, std::ostream& out, std::ostream& err, const run_ext
     progress_line progress(err, show_progress);
     asio::io_context ioc(1);
     auto work = asio::make_work_guard(ioc);
-    asio::thread_pool pool(std::max<std::size_t>(2, std::min<std::size_t>(opts.concurrency, 32)));
+    // Delivery threads: up to one per session (fsyncs on a real disk
+    // overlap), at most 32; delivery_queue wakes only as many as the
+    // storage keeps busy.
+    delivery_queue pool(std::max<std::size_t>(2, std::min<std::size_t>(opts.concurrency, 32)));
     const auto ex = ioc.get_executor();
     const auto started = clock::now();
     std::uint64_t committed_messages = 0, committed_bytes = 0;
@@ -319,7 +323,7 @@ int run(const options& opts, std::ostream& out, std::ostream& err, const run_ext
                 asio::post(ex, [done = std::move(done)]() mutable { std::move(done)(error_code()); });
                 return;
             }
-            asio::post(pool, [ex, c, slot, done = std::move(done)]() mutable {
+            pool.push([ex, c, slot, done = std::move(done)]() mutable {
                 error_code ec;
                 if (!slot->in) ec = c->dest->begin(c->id, slot->in);
                 if (!ec) ec = slot->in->write(slot->buffer);
@@ -337,7 +341,7 @@ int run(const options& opts, std::ostream& out, std::ostream& err, const run_ext
             slot = std::move(it->second);
             c->slots.erase(it);
         }
-        asio::post(pool, [ex, c, slot, info, ec, committed = std::move(committed)]() mutable {
+        pool.push([ex, c, slot, info, ec, committed = std::move(committed)]() mutable {
             error_code result = ec;
             std::string detail;
             if (!result) {
@@ -401,7 +405,7 @@ int run(const options& opts, std::ostream& out, std::ostream& err, const run_ext
             // message stored.
             const bool clean = !o.ec && !c->no_uidl;
             const bool keep = c->spec.s.keep;
-            asio::post(pool, [c, clean, keep] {
+            pool.post([c, clean, keep] {
                 static const std::unordered_set<std::string> none;
                 // On failure the journal still holds what the state lacks.
                 (void)c->state->save(!clean ? nullptr : keep ? &c->on_server : &none);
