@@ -204,6 +204,15 @@ TEST_CASE("UID state: journal, atomic save, pruning") {
         // A second run on the same account is refused while this one holds it.
         std::unique_ptr<uid_state> other;
         CHECK(uid_state::open(dir / "state", "alice@h:110", other, detail) == errc::state_in_use);
+
+        // An account done releases its lock (a run over many accounts does
+        // not hold them all to the end); its UIDs stay readable.
+        std::unique_ptr<uid_state> third;
+        REQUIRE(!uid_state::open(dir / "state", "bob@h:110", third, detail));
+        third->release();
+        CHECK(third->record("uid-9"));  // refused once released
+        std::unique_ptr<uid_state> again;
+        CHECK(!uid_state::open(dir / "state", "bob@h:110", again, detail));
     }
     {
         // The journal of a run that never saved (a crash) is taken in.

@@ -22,6 +22,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 namespace pop3fetch {
@@ -274,6 +275,26 @@ int run(const options& opts, std::ostream& out, std::ostream& err, const run_ext
     }
 
     // ---- State (which messages were delivered before) -------------------
+    // Descriptors: a lock per account for the whole run, and per session a
+    // socket, a journal and a message file or two. Ask for the hard limit;
+    // refuse up front, clearly, what would fail half-way.
+    {
+        rlimit r{};
+        if (::getrlimit(RLIMIT_NOFILE, &r) == 0) {
+            if (r.rlim_cur < r.rlim_max) {
+                r.rlim_cur = r.rlim_max;
+                ::setrlimit(RLIMIT_NOFILE, &r);
+                ::getrlimit(RLIMIT_NOFILE, &r);
+            }
+            const std::uint64_t sessions = std::min<std::uint64_t>(opts.concurrency, ctxs.size());
+            const std::uint64_t needed = ctxs.size() + 4 * sessions + 64;
+            if (r.rlim_cur != RLIM_INFINITY && needed > r.rlim_cur)
+                return usage_error("the open-file limit (" + std::to_string(r.rlim_cur) + ") is too low for " +
+                                   std::to_string(ctxs.size()) + " accounts at --concurrency " +
+                                   std::to_string(opts.concurrency) + " (about " + std::to_string(needed) +
+                                   " needed): raise it (ulimit -n) or split the accounts");
+        }
+    }
     for (auto& c : ctxs) {
         const settings& s = c->spec.s;
         const std::string dir = s.state_dir.empty() ? default_state_dir() : s.state_dir;
@@ -409,6 +430,7 @@ int run(const options& opts, std::ostream& out, std::ostream& err, const run_ext
                 static const std::unordered_set<std::string> none;
                 // On failure the journal still holds what the state lacks.
                 (void)c->state->save(!clean ? nullptr : keep ? &c->on_server : &none);
+                c->state->release();  // the account is done: its lock and journal go
             });
         }
         const std::string server = server_words(o.diag);

@@ -126,13 +126,17 @@ error_code uid_state::open(const std::string& directory, const std::string& acco
         return errno == EWOULDBLOCK ? error_code(errc::state_in_use) : last_error();
     }
     if (auto ec = s->load(detail)) return ec;
-    s->journal_fd_ = ::open(s->journal_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (s->journal_fd_ < 0) {
-        detail = "opening " + s->journal_path_;
-        return last_error();
-    }
+    // The journal is opened at the first record(): a run over ten thousand
+    // accounts holds one descriptor per account (the lock), not two.
     out = std::move(s);
     return {};
+}
+
+void uid_state::release() {
+    std::lock_guard g(mutex_);
+    if (journal_fd_ >= 0) ::close(journal_fd_);
+    if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
+    journal_fd_ = lock_fd_ = -1;
 }
 
 error_code uid_state::load(std::string& detail) {
@@ -196,6 +200,11 @@ error_code uid_state::record(const std::string& uid) {
     if (!valid_uid(uid)) return error_code(EINVAL, boost::system::system_category());
     {
         std::lock_guard g(mutex_);
+        if (lock_fd_ < 0) return error_code(EBADF, boost::system::system_category());  // released
+        if (journal_fd_ < 0) {
+            journal_fd_ = ::open(journal_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+            if (journal_fd_ < 0) return last_error();
+        }
         const std::string line = uid + "\n";
         if (auto ec = write_all(journal_fd_, line)) return ec;
         uids_.insert(uid);
@@ -243,8 +252,17 @@ error_code uid_state::save(const std::unordered_set<std::string>* on_server) {
         ::unlink(tmp.c_str());
         return ec;  // the old state and the journal still hold everything
     }
-    // The state holds the journal's UIDs now: empty it.
-    if (::ftruncate(journal_fd_, 0) != 0 || ::fsync(journal_fd_) != 0) return last_error();
+    // The state holds the journal's UIDs now: empty it (one left by an
+    // earlier run too, which load() read).
+    const int jfd = journal_fd_ >= 0 ? journal_fd_ : ::open(journal_path_.c_str(), O_WRONLY | O_CLOEXEC);
+    if (jfd >= 0) {
+        const bool ok = ::ftruncate(jfd, 0) == 0 && ::fsync(jfd) == 0;
+        const error_code truncate_ec = ok ? error_code() : last_error();
+        if (jfd != journal_fd_) ::close(jfd);
+        if (!ok) return truncate_ec;
+    } else if (errno != ENOENT) {
+        return last_error();
+    }
     dirty_ = false;
     return {};
 }

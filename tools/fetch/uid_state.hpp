@@ -53,6 +53,10 @@ public:
     /// UIDs no longer on the server are forgotten.
     error_code save(const std::unordered_set<std::string>* on_server);
 
+    /// Closes the journal and releases the lock (after the last save); the
+    /// UIDs stay readable, record() fails.
+    void release();
+
     /// The file name stem for an account ("alice%40example.org@host:110").
     static std::string key(std::string_view account);
     const std::string& state_path() const noexcept { return state_path_; }
