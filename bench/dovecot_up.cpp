@@ -166,7 +166,7 @@ int main(int argc, char** argv) {
         std::vector<std::string> lf;
         std::uint64_t digest = 0, digest_norp = 0, wire_bytes = 0, lf_bytes = 0;
         for (const auto& m : pop3::testing::generate_messages(g.spec)) {
-            lf.push_back(pop3::test::to_lf_form(m));
+            lf.push_back(pop3::testing::to_lf(m));
             wire_bytes += m.size();
             lf_bytes += lf.back().size();
             digest += message_hash(lf.back());

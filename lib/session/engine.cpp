@@ -174,6 +174,7 @@ void engine::on_logged_in() { state_ = session_state::transaction; }
 void engine::on_quit() {
     state_ = session_state::update;
     if (stream_) stream_->close();
+    disarm_timer();
     asio::post(ex_, [self = shared_from_this()] { self->release_buffers(); });
 }
 
@@ -361,7 +362,19 @@ void engine::pump() {
         start_read();
     } while (repump_);
     pumping_ = false;
-    if (!busy()) release_buffers();
+    if (!busy()) {
+        release_buffers();
+        // Nothing is expected from the server: no deadline runs, and no
+        // timer keeps the io_context from running out of work.
+        disarm_timer();
+    }
+}
+
+void engine::disarm_timer() {
+    if (!timer_armed_) return;
+    timer_armed_ = false;
+    ++timer_generation_;
+    timer_.cancel();
 }
 
 bool engine::busy() const noexcept {

@@ -88,6 +88,7 @@ private:
     void connect_done(error_code ec);
     void touch() { last_activity_ = clock::now(); }
     void arm_timer();
+    void disarm_timer();
     void on_timer();
     clock::time_point next_deadline() const;
     bool busy() const noexcept;

@@ -73,15 +73,28 @@ std::vector<std::string> read_maildir(const std::string& directory) {
         std::ifstream in(path, std::ios::binary);
         std::ostringstream raw;
         raw << in.rdbuf();
-        const std::string text = raw.str();
-        std::string crlf;
-        crlf.reserve(text.size() + text.size() / 32);
-        for (std::size_t i = 0; i < text.size(); ++i) {
-            if (text[i] == '\n' && (i == 0 || text[i - 1] != '\r')) crlf += '\r';
-            crlf += text[i];
-        }
-        if (crlf.size() < 2 || crlf.compare(crlf.size() - 2, 2, "\r\n") != 0) crlf += "\r\n";
-        out.push_back(std::move(crlf));
+        out.push_back(to_crlf(raw.str()));
+    }
+    return out;
+}
+
+std::string to_crlf(std::string_view text) {
+    std::string crlf;
+    crlf.reserve(text.size() + text.size() / 32 + 2);
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        if (text[i] == '\n' && (i == 0 || text[i - 1] != '\r')) crlf += '\r';
+        crlf += text[i];
+    }
+    if (crlf.size() < 2 || crlf.compare(crlf.size() - 2, 2, "\r\n") != 0) crlf += "\r\n";
+    return crlf;
+}
+
+std::string to_lf(std::string_view crlf) {
+    std::string out;
+    out.reserve(crlf.size());
+    for (std::size_t i = 0; i < crlf.size(); ++i) {
+        if (crlf[i] == '\r' && i + 1 < crlf.size() && crlf[i + 1] == '\n') continue;
+        out += crlf[i];
     }
     return out;
 }

@@ -38,7 +38,7 @@ struct accounts {
     }
     void add(const std::string& user, const std::vector<std::string>& messages) {
         the_dovecot().deliver(user, messages);
-        for (const auto& m : messages) expected.insert(pop3::test::to_lf_form(pop3::test::to_wire_form(m)));
+        for (const auto& m : messages) expected.insert(pop3::testing::to_lf(pop3::testing::to_crlf(m)));
     }
     std::vector<std::string> urls(const std::string& scheme = "pop3", unsigned short port = 0) const {
         if (port == 0) port = the_dovecot().plain_port();

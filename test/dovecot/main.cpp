@@ -29,7 +29,7 @@ std::vector<std::string> interop_corpus(std::uint64_t seed, std::size_t generate
     spec.seed = seed;
     spec.median_size = 6000;
     std::vector<std::string> out;
-    for (const auto& m : pop3::testing::generate_messages(spec)) out.push_back(to_lf_form(m));
+    for (const auto& m : pop3::testing::generate_messages(spec)) out.push_back(pop3::testing::to_lf(m));
 
     std::string dots = "From: dots@example.test\nSubject: dot-stuffing\n\n";
     for (const char* line : {".", "..", "...", ".x", " .", ". ", "a.", "..\t.", "."}) dots += std::string(line) + "\n";

@@ -44,7 +44,7 @@ struct maildrop {
         the_dovecot().add_user(user, password);
         files = the_dovecot().deliver(user, messages);
         for (std::size_t i = 0; i < messages.size(); ++i) {
-            const std::string wire = pop3::test::to_wire_form(messages[i]);
+            const std::string wire = pop3::testing::to_crlf(messages[i]);
             wire_to_file[wire] = files[i];
             const bool final_newline = !messages[i].empty() && messages[i].back() == '\n';
             listed_size[wire] = wire.size() - (final_newline ? 0 : 2);
@@ -57,7 +57,7 @@ struct maildrop {
         const auto stored = the_dovecot().stored(user);
         const auto it = stored.find(file);
         REQUIRE_MESSAGE(it != stored.end(), "Dovecot no longer stores " << file);
-        return pop3::test::to_wire_form(it->second);
+        return pop3::testing::to_crlf(it->second);
     }
 
     credentials creds(auth_mechanism m = auth_mechanism::automatic) const {

@@ -14,6 +14,7 @@
 #include <doctest/doctest.h>
 
 #include <dirent.h>
+#include <filesystem>
 #include <fstream>
 #include <future>
 #include <set>
@@ -28,16 +29,8 @@
 namespace pop3fetch::test {
 
 inline void remove_tree(const std::string& path) {
-    if (DIR* d = ::opendir(path.c_str())) {
-        while (dirent* e = ::readdir(d)) {
-            const std::string name = e->d_name;
-            if (name != "." && name != "..") remove_tree(path + "/" + name);
-        }
-        ::closedir(d);
-        ::rmdir(path.c_str());
-    } else {
-        ::unlink(path.c_str());
-    }
+    std::error_code ignored;
+    std::filesystem::remove_all(path, ignored);
 }
 
 struct temp_dir {
@@ -83,14 +76,7 @@ inline std::multiset<std::string> maildir_messages(const std::string& maildir) {
     return out;
 }
 
-inline std::string to_lf(const std::string& crlf) {
-    std::string out;
-    for (std::size_t i = 0; i < crlf.size(); ++i) {
-        if (crlf[i] == '\r' && i + 1 < crlf.size() && crlf[i + 1] == '\n') continue;
-        out += crlf[i];
-    }
-    return out;
-}
+using pop3::testing::to_lf;
 
 inline std::multiset<std::string> as_lf(const std::vector<std::string>& mail) {
     std::multiset<std::string> out;

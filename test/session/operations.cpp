@@ -468,3 +468,25 @@ TEST_CASE("completion tokens: callback, deferred, use_future") {
     asio::post(f.ioc, [&] { f.server.stop(); s.close(); guard.reset(); f.ioc.stop(); });
     runner.join();
 }
+
+TEST_CASE("an idle session arms no timer: io_context::run returns when the operations are done") {
+    fixture f;
+    session_options o = f.plain_options(std::chrono::hours(1));
+    o.connect_timeout = std::chrono::hours(1);
+    session s(f.ioc, o);
+    bool logged_in = false;
+    s.async_connect("127.0.0.1", f.port(), [&](error_code ec) {
+        REQUIRE(!ec);
+        s.async_capa([&](error_code ec, capabilities) {
+            REQUIRE(!ec);
+            s.async_login("alice", "wonderland", [&](error_code ec) {
+                logged_in = !ec;
+                f.server.stop();  // the server's acceptor and connections go too
+            });
+        });
+    });
+    // With a timer left armed, run() would wait for the hour-long deadline.
+    f.ioc.run_for(std::chrono::seconds(20));
+    CHECK(logged_in);
+    CHECK(f.ioc.stopped());  // ran out of work, not out of time
+}

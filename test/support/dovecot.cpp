@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -52,16 +53,8 @@ std::string read_text(const std::string& path) {
 }
 
 void remove_tree(const std::string& path) {
-    if (DIR* d = ::opendir(path.c_str())) {
-        while (dirent* e = ::readdir(d)) {
-            const std::string name = e->d_name;
-            if (name != "." && name != "..") remove_tree(path + "/" + name);
-        }
-        ::closedir(d);
-        ::rmdir(path.c_str());
-    } else {
-        ::unlink(path.c_str());
-    }
+    std::error_code ignored;
+    std::filesystem::remove_all(path, ignored);
 }
 
 void make_dir(const std::string& path, mode_t mode) {
@@ -139,27 +132,6 @@ std::string current_user_name() {
 }
 
 }  // namespace
-
-std::string to_wire_form(const std::string& stored) {
-    std::string out;
-    out.reserve(stored.size() + stored.size() / 32 + 2);
-    for (std::size_t i = 0; i < stored.size(); ++i) {
-        if (stored[i] == '\n' && (i == 0 || stored[i - 1] != '\r')) out += '\r';
-        out += stored[i];
-    }
-    if (out.size() < 2 || out.compare(out.size() - 2, 2, "\r\n") != 0) out += "\r\n";
-    return out;
-}
-
-std::string to_lf_form(const std::string& crlf) {
-    std::string out;
-    out.reserve(crlf.size());
-    for (std::size_t i = 0; i < crlf.size(); ++i) {
-        if (crlf[i] == '\r' && i + 1 < crlf.size() && crlf[i + 1] == '\n') continue;
-        out += crlf[i];
-    }
-    return out;
-}
 
 std::string dovecot::find_binary() {
     if (const char* env = std::getenv("POP3_DOVECOT"); env && *env) return is_executable(env) ? env : "";

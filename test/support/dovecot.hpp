@@ -13,6 +13,8 @@
 // die first, by the kernel (PR_SET_PDEATHSIG). Login and pop3 processes are
 // reused between connections, so a login costs about a millisecond.
 
+#include <pop3/testing/server.hpp>  // to_crlf, to_lf, generate_messages
+
 #include <boost/asio/ssl/context.hpp>
 
 #include <chrono>
@@ -96,13 +98,6 @@ private:
     gid_t mail_gid_ = 0;
     unsigned long delivered_ = 0;
 };
-
-/// Every bare LF made CRLF, and a final CRLF added if missing: a stored
-/// message as RETR brings it. (Dovecot's LIST size of a message without a
-/// final newline leaves that CRLF out: two octets less than RETR brings.)
-std::string to_wire_form(const std::string& stored);
-/// Every CRLF made LF.
-std::string to_lf_form(const std::string& crlf);
 
 }  // namespace pop3::test
 

@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <dirent.h>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
@@ -30,16 +31,6 @@ namespace {
 constexpr std::size_t demo_accounts = 300;
 constexpr std::size_t demo_messages = 10;          // per account
 constexpr auto demo_delay = std::chrono::milliseconds(5);  // each way
-
-std::string to_lf(const std::string& crlf) {
-    std::string out;
-    out.reserve(crlf.size());
-    for (std::size_t i = 0; i < crlf.size(); ++i) {
-        if (crlf[i] == '\r' && i + 1 < crlf.size() && crlf[i + 1] == '\n') continue;
-        out += crlf[i];
-    }
-    return out;
-}
 
 /// The files in DIR/new, read whole.
 std::vector<std::string> read_new(const std::string& maildir) {
@@ -59,18 +50,8 @@ std::vector<std::string> read_new(const std::string& maildir) {
 }
 
 void remove_tree(const std::string& path) {
-    DIR* d = ::opendir(path.c_str());
-    if (d == nullptr) {
-        ::unlink(path.c_str());
-        return;
-    }
-    while (dirent* e = ::readdir(d)) {
-        const std::string name = e->d_name;
-        if (name == "." || name == "..") continue;
-        remove_tree(path + "/" + name);
-    }
-    ::closedir(d);
-    ::rmdir(path.c_str());
+    std::error_code ignored;
+    std::filesystem::remove_all(path, ignored);
 }
 
 }  // namespace
@@ -161,7 +142,7 @@ int run_demo(const options& cli, std::ostream& out, std::ostream& err) {
     // Check every message against what the server held.
     std::multiset<std::string> expected, got;
     for (const auto& box : mail)
-        for (const auto& m : box) expected.insert(to_lf(m));
+        for (const auto& m : box) expected.insert(pop3::testing::to_lf(m));
     for (auto& m : read_new(dir + "/Maildir")) got.insert(std::move(m));
     const bool same = expected == got;
 

@@ -23,6 +23,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace pop3::testing {
@@ -44,6 +45,12 @@ std::vector<std::string> generate_messages(const maildrop_spec& spec);
 
 /// Reads a Maildir (cur/ and new/), turning LF line endings into CRLF.
 std::vector<std::string> read_maildir(const std::string& directory);
+
+/// A message as POP3 carries it: every bare LF made CRLF, and a final CRLF
+/// added when missing.
+std::string to_crlf(std::string_view stored);
+/// A message as a fetcher stores it: every CRLF made LF.
+std::string to_lf(std::string_view crlf);
 
 /// Faults one account's sessions meet. Commands are counted from 1 per
 /// connection (the greeting is command 0).
