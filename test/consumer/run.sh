@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The consumer test: installs the build into a staging root, then builds
-# two small programs against the installed library both ways a C++ user
+# two small programs against the installed library the ways a C++ user
 # would: pkg-config (shared, and libpop3.a) and CMake (find_package(pop3
-# CONFIG): pop3::testing, pop3::pop3_static), and runs them.
+# CONFIG): pop3::testing, pop3::pop3_static); and once more with the
+# library as a Meson subproject. Runs each.
 #
 #   run.sh BUILD_DIR SOURCE_DIR
 set -euo pipefail
@@ -36,6 +37,23 @@ g++ -std=c++20 -o "$out/core_pc_static" "$src/core_app.cpp" $(pkg-config --cflag
     "$libdir/libpop3.a" $(pkg-config --libs-only-l openssl) -pthread
 "$out/core_pc_static"
 if ldd "$out/core_pc_static" | grep -q libpop3; then echo "core_pc_static is not static"; exit 1; fi
+
+# Meson, with the library as a subproject (compiled again, without its
+# tests: the slowest of the three).
+if [ -n "${POP3_CONSUMER_SKIP_SUBPROJECT:-}" ]; then
+    echo "subproject build skipped (POP3_CONSUMER_SKIP_SUBPROJECT)"
+else
+    proj="$out/meson_project"
+    cp -r "$src/meson_project" "$proj"
+    cp "$src/session_app.cpp" "$src/core_app.cpp" "$out/"
+    mkdir -p "$proj/subprojects"
+    ln -s "$(cd "$src/../.." && pwd)" "$proj/subprojects/pop3"
+    meson setup "$proj/build" "$proj" -Dbuildtype=plain -Dpop3:tests=false -Dpop3:bench=false \
+        -Dpop3:examples=false >"$out/subproject.log" 2>&1 || { cat "$out/subproject.log"; exit 1; }
+    ninja -C "$proj/build" session_app core_app >>"$out/subproject.log" 2>&1 || { cat "$out/subproject.log"; exit 1; }
+    "$proj/build/session_app"
+    "$proj/build/core_app"
+fi
 
 # CMake.
 if command -v cmake >/dev/null; then
