@@ -17,6 +17,9 @@ namespace pop3::test {
 
 template <class MakeAwaitable>
 void run(boost::asio::io_context& ioc, MakeAwaitable make, std::chrono::seconds limit = std::chrono::seconds(30)) {
+    // A context that ran out of work before (an earlier run() on it) is
+    // stopped until restarted, as Asio has it.
+    if (ioc.stopped()) ioc.restart();
     bool done = false;
     std::exception_ptr failure;
     boost::asio::co_spawn(ioc, make(), [&](std::exception_ptr e) {
