@@ -345,22 +345,21 @@ void engine::pump() {
         return;
     }
     pumping_ = true;
-    do {
+    // Every reply the buffer holds first (each answered one makes room, and
+    // a callback may submit more), then one write for all the commands
+    // admitted: a command per write would cost the server a wakeup, a read
+    // and a TLS record each. Completions are posted, never run inline, so
+    // nothing below the loop can ask for another pass.
+    while (state_ != session_state::failed && !upgrading_) {
         repump_ = false;
-        if (state_ == session_state::failed || upgrading_) break;
-        // Every reply the buffer holds first, then one write for all the
-        // commands their room admitted: a command per write would cost the
-        // server a wakeup, a read and a TLS record each.
-        do {
-            repump_ = false;
-            admit();
-            process();
-        } while (repump_ && state_ != session_state::failed && !upgrading_);
-        if (state_ == session_state::failed || upgrading_) break;
         admit();
+        process();
+        if (!repump_) break;
+    }
+    if (state_ != session_state::failed && !upgrading_) {
         start_write();
         start_read();
-    } while (repump_);
+    }
     pumping_ = false;
     if (!busy()) {
         release_buffers();

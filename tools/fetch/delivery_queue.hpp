@@ -53,11 +53,6 @@ public:
         }
     }
 
-    std::size_t workers_wanted() const {
-        std::lock_guard<std::mutex> lock(mutex_);
-        return wanted_;
-    }
-
 private:
     struct job_base {
         virtual ~job_base() = default;
@@ -101,7 +96,7 @@ private:
 
     boost::asio::thread_pool pool_;
     const std::size_t max_workers_;
-    mutable std::mutex mutex_;
+    std::mutex mutex_;
     std::deque<std::unique_ptr<job_base>> jobs_;
     std::size_t active_ = 0;
     std::size_t wanted_ = 1;
