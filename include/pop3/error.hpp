@@ -69,6 +69,14 @@ enum class error {
     server_signature_mismatch,     ///< SCRAM: the server did not prove it knows the password
     stls_injection,                ///< bytes followed the STLS +OK before TLS began
     certificate_pin_mismatch,      ///< the server's key matches none of the pinned ones
+
+    // Added later; grouped here so that every value above stays as it was.
+    too_many_entries,              ///< a LIST or UIDL reply with more entries than the cap (malformed)
+    duplicate_message_number,      ///< a LIST or UIDL reply naming one message twice (malformed)
+    /// A RETR or TOP body that begins with a POP3 status line: the server
+    /// answered some command twice and every later reply is shifted by one.
+    /// The session ends before anything else is sent.
+    reply_out_of_step,
 };
 
 /// What an error means for the session that met it.

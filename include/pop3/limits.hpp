@@ -19,6 +19,9 @@ struct parser_limits {
     std::size_t max_line = 8 * 1024;
     /// Lines of one CAPA reply.
     std::size_t max_capabilities = 256;
+    /// Entries of one LIST or UIDL reply (a maildrop of more messages is
+    /// refused with too_many_entries; raise it for such maildrops).
+    std::size_t max_listing_entries = 1u << 20;
     /// A header block parsed into fields (TOP n 0), and its number of fields.
     std::size_t max_header_bytes = 1024 * 1024;
     std::size_t max_header_fields = 4096;

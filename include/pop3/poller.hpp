@@ -17,7 +17,8 @@
 // delay CAPA advertised, [IN-USE] and [SYS/TEMP] and network errors with
 // jittered exponential backoff; [AUTH], [SYS/PERM], other refusals and
 // configuration errors (no TLS, no mechanism) are not retried. Every retry is
-// in the account's outcome.
+// in the account's outcome. A session that times out with commands
+// pipelined turns pipelining off for the account's later sessions.
 //
 // All the poller's work, its sessions included, runs on the executor it is
 // given. As with any Asio object: when several threads run the io_context,
@@ -87,6 +88,13 @@ struct account_outcome {
     std::uint64_t bytes = 0;            ///< octets of those
     std::uint64_t deleted = 0;          ///< deleted by the server at QUIT
     std::uint64_t failed_messages = 0;  ///< -ERR, refused by the handler, or cut
+    /// Messages delivered whole whose size differed from what LIST said
+    /// (a warning: a server that counts line endings its own way, or lies).
+    std::uint64_t size_mismatches = 0;
+    /// A session with commands pipelined timed out, so every later session
+    /// of the account runs lock-step (depth 1): a server that advertises
+    /// PIPELINING without doing it.
+    bool pipelining_off = false;
     std::uint64_t attempts = 0;
     std::chrono::milliseconds elapsed{};  ///< from the first connect to the end
     std::vector<retry_record> retries;

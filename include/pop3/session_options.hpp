@@ -70,10 +70,30 @@ struct session_options {
     std::chrono::milliseconds reply_timeout{std::chrono::seconds(60)};
     /// A deadline for the whole session from async_connect; 0 means none.
     std::chrono::milliseconds session_timeout{0};
+    /// A total deadline for each reply, counted from when it becomes the
+    /// next one expected (its command is sent, or the reply before it
+    /// ended): a server that trickles a byte now and then never trips the
+    /// idle timeout, but trips this. 0 means none. Time a slow local sink
+    /// holds the session up does not count against the server.
+    std::chrono::milliseconds command_timeout{0};
+    /// With command_timeout: the reply's deadline grows by its expected
+    /// size (from LIST) divided by this many octets per second, so a large
+    /// message gets the time it needs at this rate. 0: sizes add nothing.
+    std::uint64_t min_reply_rate = 0;
 
-    /// async_retr into a string refuses larger messages (message_too_large;
-    /// the rest of the message is read and dropped, the session goes on).
+    /// The largest message accepted, streamed or into a string: a larger one
+    /// fails with message_too_large (the rest of it is read and dropped, the
+    /// session goes on), whatever LIST said of its size. Streaming holds no
+    /// more than a read buffer whatever the size, so raise it freely for
+    /// large mail (a 4 GiB message streams in constant memory).
     std::uint64_t max_message_size = 64u << 20;
+    /// A RETR or TOP body that begins with a POP3 status line ("+OK" or
+    /// "-ERR" and a space or line end) means the server answered a command
+    /// twice: every later reply would be matched to the wrong command. The
+    /// session then fails with reply_out_of_step before it sends anything
+    /// more (no DELE can follow). Turn off only for a maildrop known to hold
+    /// such messages.
+    bool check_message_start = true;
     /// Linux: re-arm TCP_QUICKACK after every read, so the server's short
     /// replies are acknowledged at once. Without it, a server that holds a
     /// short reply until its previous one is ACKed (Nagle) waits for the

@@ -49,6 +49,10 @@ const char* describe(error e) noexcept {
     case error::server_signature_mismatch: return "the server failed to prove it knows the password (SCRAM)";
     case error::stls_injection: return "data followed the server's STLS reply before TLS began (injection)";
     case error::certificate_pin_mismatch: return "the server's public key matches no pinned key";
+    case error::too_many_entries: return "a LIST or UIDL reply has more entries than the cap";
+    case error::duplicate_message_number: return "a LIST or UIDL reply names one message twice";
+    case error::reply_out_of_step:
+        return "a message began with a POP3 status line: the server's replies are out of step with the commands";
     }
     return "unknown pop3 error";
 }
@@ -106,6 +110,8 @@ error_class classify(const error_code& ec) noexcept {
     case error::no_apop_timestamp:
     case error::headers_too_large:
     case error::message_too_large:
+    case error::too_many_entries:
+    case error::duplicate_message_number:
         return error_class::malformed_reply;
     case error::status_line_too_long:
     case error::bad_status_indicator:
@@ -124,6 +130,7 @@ error_class classify(const error_code& ec) noexcept {
     case error::server_signature_mismatch:
     case error::stls_injection:
     case error::certificate_pin_mismatch:
+    case error::reply_out_of_step:
         return error_class::stream_unusable;
     }
     return error_class::stream_unusable;

@@ -97,6 +97,7 @@ struct account_state {
     clock::time_point last_login{};
     std::chrono::seconds login_delay{0};  // from CAPA LOGIN-DELAY
     bool started = false;
+    bool lockstep = false;  // a pipelined session timed out: depth 1 from now on
 };
 
 }  // namespace
@@ -284,6 +285,7 @@ private:
             next = std::max(next, a.last_login + a.login_delay);
             a.outcome = account_outcome{};
             a.outcome.account_id = a.acct.id;
+            a.outcome.pipelining_off = a.lockstep;  // it stays off for the account
             a.attempts = 0;
             a.started = false;
             a.due = next;
@@ -309,7 +311,20 @@ private:
     };
 
     awaitable<error_code> poll_once(account_state& a, diagnostics& diag) {
-        session s(ex_, a.acct.options);
+        session_options options = a.acct.options;
+        if (a.lockstep) options.pipeline.depth = 1;
+        session s(ex_, std::move(options));
+        const error_code ec = co_await poll_session(s, a, diag);
+        if (ec == error::timeout && s.pipeline_depth() > 1 && !a.lockstep) {
+            // Pipelined commands went unanswered: a server that advertises
+            // PIPELINING and drops what arrives behind the first command.
+            a.lockstep = true;
+            a.outcome.pipelining_off = true;
+        }
+        co_return ec;
+    }
+
+    awaitable<error_code> poll_session(session& s, account_state& a, diagnostics& diag) {
         if (auto [ec] = co_await s.async_connect(a.acct.host, a.acct.port, tuple_awaitable, &diag); ec) co_return ec;
         if (s.server_capabilities() == nullptr) {
             auto [ec, caps] = co_await s.async_capa(tuple_awaitable, &diag);
@@ -368,7 +383,10 @@ private:
             cb.open = [&](const message_info& m) {
                 return handler_.open ? handler_.open(a.acct, m) : body_sink{};
             };
-            cb.done = [&](const message_info&, error_code ec, const diagnostics&) { message_ec = ec; };
+            cb.done = [&](const message_info&, error_code ec, const diagnostics& d) {
+                message_ec = ec;
+                if (!ec && !d.client_message().empty()) ++a.outcome.size_mismatches;  // a warning
+            };
             std::vector<std::uint64_t> one{info.number};
             auto [fatal] = co_await s.async_fetch(one, std::move(cb), tuple_awaitable);
             if (fatal) message_ec = fatal;

@@ -449,6 +449,13 @@ void engine::process() {
         if (!parser_active_) {
             parser_.start(front->shape);
             parser_active_ = true;
+            if (options_.command_timeout.count() > 0) {
+                auto budget = std::chrono::duration_cast<clock::duration>(options_.command_timeout);
+                if (options_.min_reply_rate != 0)
+                    budget += std::chrono::seconds(front->expected_reply / options_.min_reply_rate);
+                reply_deadline_ = clock::now() + budget;
+                arm_timer();
+            }
         }
         if (rbeg_ == rend_) return;
         error_code ec;
@@ -462,10 +469,16 @@ void engine::process() {
             return;
         case parse_event::status:
             rbeg_ += r.consumed;
+            probing_ = options_.check_message_start && parser_.status().ok() && !parser_.done() &&
+                       (req.kind == command_kind::retr || req.kind == command_kind::top);
+            probe_len_ = 0;
             if (!dropped) req.on_status(*this, parser_.status());
             if (parser_.done()) finish_front();
             break;
         case parse_event::body: {
+            if (probing_) {
+                if (error_code out_of_step = probe_message_start(r.body)) return fail_session(out_of_step);
+            }
             if (dropped || req.body_error) {
                 rbeg_ += r.consumed;
                 break;
@@ -500,8 +513,32 @@ void engine::process() {
     }
 }
 
+error_code engine::probe_message_start(std::string_view chunk) {
+    const std::size_t take = std::min(chunk.size(), sizeof probe_ - probe_len_);
+    std::copy_n(chunk.data(), take, probe_ + probe_len_);
+    probe_len_ += take;
+    const auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; };
+    bool possible = false;
+    for (std::string_view indicator : {std::string_view("+ok"), std::string_view("-err")}) {
+        const std::size_t n = std::min(probe_len_, indicator.size());
+        bool prefix = true;
+        for (std::size_t i = 0; i < n && prefix; ++i) prefix = lower(probe_[i]) == indicator[i];
+        if (!prefix) continue;
+        if (probe_len_ <= indicator.size()) {
+            possible = true;  // not yet decided: wait for more octets
+            continue;
+        }
+        const char next = probe_[indicator.size()];
+        if (next == ' ' || next == '\r' || next == '\n') return error::reply_out_of_step;
+    }
+    probing_ = possible;
+    return {};
+}
+
 void engine::finish_front() {
     parser_active_ = false;
+    reply_deadline_ = clock::time_point::max();
+    probing_ = false;
     repump_ = true;  // the window has room again: admit and write more
     entry done = pipe_.answered();
     if (!done.abandoned && !done.payload->complete()) done.payload->on_end(*this);
@@ -533,6 +570,7 @@ void engine::fail_session(error_code ec) {
     for (auto& c : pipe_.take_all())
         if (!c.abandoned) c.payload->fail(ec);
     parser_active_ = false;
+    reply_deadline_ = clock::time_point::max();
     release_buffers();  // kept while a sink still holds a chunk of it
 }
 
@@ -555,7 +593,7 @@ void engine::release_buffers() {
 engine::clock::time_point engine::next_deadline() const {
     const auto idle = connecting_   ? connect_deadline_
                       : upgrading_ ? handshake_deadline_
-                                   : last_activity_ + options_.reply_timeout;
+                                   : std::min(last_activity_ + options_.reply_timeout, reply_deadline_);
     return std::min(idle, session_deadline_);
 }
 
@@ -584,6 +622,9 @@ void engine::on_timer() {
     if (sink_busy_ && !upgrading_ && now < session_deadline_) {
         // The local sink is slow, not the server.
         touch();
+        if (reply_deadline_ != clock::time_point::max())
+            reply_deadline_ = std::max(reply_deadline_, now + std::chrono::duration_cast<clock::duration>(
+                                                                  options_.command_timeout));
         arm_timer();
         return;
     }

@@ -100,6 +100,12 @@ private:
     pipeline<std::unique_ptr<request>> pipe_;
     reply_parser parser_;
     bool parser_active_ = false;
+    // session_options::check_message_start: the first octets of a RETR or
+    // TOP body, gathered until they can or cannot be a status line.
+    bool probing_ = false;
+    std::size_t probe_len_ = 0;
+    char probe_[5] = {};
+    error_code probe_message_start(std::string_view chunk);
 
     static constexpr std::size_t initial_read_chunk = 4096;
     std::vector<char> rbuf_;
@@ -127,6 +133,7 @@ private:
     bool timed_out_ = false;
     clock::time_point last_activity_{};
     clock::time_point session_deadline_ = clock::time_point::max();
+    clock::time_point reply_deadline_ = clock::time_point::max();  // command_timeout for the reply being read
     clock::time_point connect_deadline_ = clock::time_point::max();
     clock::time_point handshake_deadline_ = clock::time_point::max();
     diagnostics* connect_diag_ = nullptr;

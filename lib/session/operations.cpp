@@ -131,6 +131,34 @@ struct line_request : Base {
     }
 };
 
+/// The entries of one LIST or UIDL reply: at most `cap` of them, and no
+/// message named twice. Servers list in ascending order, so the check for
+/// repeats is a comparison per line unless the order breaks.
+struct entry_check {
+    std::size_t cap = 0;
+    std::size_t count = 0;
+    std::uint64_t last = 0;
+    bool ascending = true;
+
+    error_code add(std::uint64_t number) noexcept {
+        if (++count > cap) return error::too_many_entries;
+        if (number <= last) ascending = false;
+        last = number;
+        return {};
+    }
+    template <class Range, class Number>
+    error_code finish(const Range& entries, Number number_of) const {
+        if (ascending) return {};
+        std::vector<std::uint64_t> numbers;
+        numbers.reserve(entries.size());
+        for (const auto& e : entries) numbers.push_back(number_of(e));
+        std::sort(numbers.begin(), numbers.end());
+        if (std::adjacent_find(numbers.begin(), numbers.end()) != numbers.end())
+            return error::duplicate_message_number;
+        return {};
+    }
+};
+
 struct capa_request final : line_request<typed_request<capabilities>> {
     capabilities result;
     parser_limits limits;
@@ -145,32 +173,38 @@ struct capa_request final : line_request<typed_request<capabilities>> {
 
 struct list_request final : line_request<typed_request<std::vector<list_entry>>> {
     std::vector<list_entry> result;
+    entry_check check;
     using line_request::line_request;
     error_code on_line(engine& e, std::string_view line) override {
         list_entry entry;
         if (auto ec = parse_list_line(line, entry)) return ec;
+        if (auto ec = check.add(entry.number)) return ec;
         e.remember_size(entry.number, entry.octets);
         result.push_back(entry);
         return {};
     }
     void on_end(engine& e) override {
         end_lines(e);
+        if (!body_error) body_error = check.finish(result, [](const list_entry& l) { return l.number; });
         finish(outcome(), std::move(result));
     }
 };
 
 struct uidl_request final : line_request<typed_request<std::vector<uidl_entry>>> {
     std::vector<uidl_entry> result;
+    entry_check check;
     using line_request::line_request;
     error_code on_line(engine& e, std::string_view line) override {
         uidl_entry entry;
         if (auto ec = parse_uidl_line(line, entry)) return ec;
+        if (auto ec = check.add(entry.number)) return ec;
         e.remember_uid(entry.number, entry.uid);
         result.push_back(std::move(entry));
         return {};
     }
     void on_end(engine& e) override {
         end_lines(e);
+        if (!body_error) body_error = check.finish(result, [](const uidl_entry& u) { return u.number; });
         finish(outcome(), std::move(result));
     }
 };
@@ -187,11 +221,13 @@ struct list_uidl_shared {
 
 struct list_part final : line_request<request> {
     std::shared_ptr<list_uidl_shared> shared;
+    entry_check check;
     bool done = false;
     using line_request::line_request;
     error_code on_line(engine& e, std::string_view line) override {
         list_entry entry;
         if (auto ec = parse_list_line(line, entry)) return ec;
+        if (auto ec = check.add(entry.number)) return ec;
         e.remember_size(entry.number, entry.octets);
         shared->list.push_back(entry);
         return {};
@@ -206,6 +242,7 @@ struct list_part final : line_request<request> {
     }
     void on_end(engine& e) override {
         end_lines(e);
+        if (!body_error) body_error = check.finish(shared->list, [](const list_entry& l) { return l.number; });
         shared->list_error = body_error;
         done = true;
     }
@@ -217,12 +254,14 @@ struct list_part final : line_request<request> {
 struct uidl_part final : line_request<typed_request<std::vector<message_info>>> {
     std::shared_ptr<list_uidl_shared> shared;
     std::unordered_map<std::uint64_t, std::string> uids;
+    std::size_t cap = 0;
     using line_request::line_request;
     error_code on_line(engine& e, std::string_view line) override {
         uidl_entry entry;
         if (auto ec = parse_uidl_line(line, entry)) return ec;
+        if (uids.size() >= cap) return error::too_many_entries;
         e.remember_uid(entry.number, entry.uid);
-        uids[entry.number] = std::move(entry.uid);
+        if (!uids.emplace(entry.number, std::move(entry.uid)).second) return error::duplicate_message_number;
         return {};
     }
     void on_end(engine& e) override {
@@ -276,10 +315,21 @@ bool write_to_sink(body_sink& sink, std::string_view chunk, const resume_fn& res
     return false;
 }
 
+/// True when a chunk of `n` octets would take a message of `so_far` octets
+/// over `cap`.
+bool over_cap(std::uint64_t so_far, std::size_t n, std::uint64_t cap) noexcept {
+    return n > cap - std::min(cap, so_far);
+}
+
 struct sink_request final : typed_request<std::uint64_t> {
     body_sink sink;
     std::uint64_t octets = 0;
+    std::uint64_t cap = 0;
     bool on_body(engine&, std::string_view chunk, const resume_fn& resume) override {
+        if (over_cap(octets, chunk.size(), cap)) {
+            body_error = error::message_too_large;  // the rest is read and dropped
+            return false;
+        }
         octets += chunk.size();
         return write_to_sink(sink, chunk, resume, body_error);
     }
@@ -313,6 +363,8 @@ struct fetch_one final : request {
     message_info info;
     diagnostics own_diag;
     body_sink sink;
+    std::uint64_t octets = 0;
+    std::uint64_t cap = 0;
     bool done = false;
 
     void on_status(engine& e, const status_line& s) override {
@@ -320,10 +372,21 @@ struct fetch_one final : request {
         if (ok() && batch->callbacks.open) sink = batch->callbacks.open(info);
     }
     bool on_body(engine&, std::string_view chunk, const resume_fn& resume) override {
+        if (over_cap(octets, chunk.size(), cap)) {
+            body_error = error::message_too_large;  // the rest is read and dropped
+            return false;
+        }
+        octets += chunk.size();
         return write_to_sink(sink, chunk, resume, body_error);
     }
     void on_end(engine&) override {
-        error_code ec = !ok() ? error_code(error::server_refused) : body_error;
+        const error_code ec = !ok() ? error_code(error::server_refused) : body_error;
+        if (!ec && info.octets != 0 && octets != info.octets) {
+            // Delivered whole; the listing was wrong (or counted line
+            // endings its own way). A warning, not an error.
+            own_diag.assign_client("size differs from LIST: listed " + std::to_string(info.octets) +
+                                   " octets, received " + std::to_string(octets));
+        }
         settle(ec);
     }
     void fail(error_code ec) override { settle(ec); }
@@ -632,8 +695,9 @@ void op_stat(const std::shared_ptr<engine>& engine_, diagnostics* d, handler<sta
 
 void op_list(const std::shared_ptr<engine>& engine_, diagnostics* d, handler<std::vector<list_entry>> h) {
     const std::size_t max_line = engine_->options().limits.max_line;
-    encode_and_submit(*engine_, make_request<list_request>(*engine_, command_kind::list, d, std::move(h), max_line),
-                      {});
+    auto r = make_request<list_request>(*engine_, command_kind::list, d, std::move(h), max_line);
+    r->check.cap = engine_->options().limits.max_listing_entries;
+    encode_and_submit(*engine_, std::move(r), {});
 }
 
 void op_list_one(const std::shared_ptr<engine>& engine_, std::uint64_t n, diagnostics* d, handler<list_entry> h) {
@@ -643,8 +707,9 @@ void op_list_one(const std::shared_ptr<engine>& engine_, std::uint64_t n, diagno
 
 void op_uidl(const std::shared_ptr<engine>& engine_, diagnostics* d, handler<std::vector<uidl_entry>> h) {
     const std::size_t max_line = engine_->options().limits.max_line;
-    encode_and_submit(*engine_, make_request<uidl_request>(*engine_, command_kind::uidl, d, std::move(h), max_line),
-                      {});
+    auto r = make_request<uidl_request>(*engine_, command_kind::uidl, d, std::move(h), max_line);
+    r->check.cap = engine_->options().limits.max_listing_entries;
+    encode_and_submit(*engine_, std::move(r), {});
 }
 
 void op_uidl_one(const std::shared_ptr<engine>& engine_, std::uint64_t n, diagnostics* d, handler<uidl_entry> h) {
@@ -659,6 +724,8 @@ void op_list_uidl(const std::shared_ptr<engine>& engine_, diagnostics* d, handle
     auto list = std::make_unique<list_part>(max_line);
     list->kind = command_kind::list;
     list->shared = shared;
+    list->check.cap = engine_->options().limits.max_listing_entries;
+    uidl->cap = engine_->options().limits.max_listing_entries;
     list->group = uidl.get();
     uidl->shared = shared;
     encode_and_submit(*engine_, std::move(list), {});
@@ -676,6 +743,7 @@ void op_retr(const std::shared_ptr<engine>& engine_, std::uint64_t n, diagnostic
 void op_retr_to(const std::shared_ptr<engine>& engine_, std::uint64_t n, body_sink sink, diagnostics* d, handler<std::uint64_t> h) {
     auto r = make_request<sink_request>(*engine_, command_kind::retr, d, std::move(h));
     r->sink = std::move(sink);
+    r->cap = engine_->options().max_message_size;
     encode_and_submit(*engine_, std::move(r), {number_text(n)}, false, engine_->expected_size(n));
 }
 
@@ -708,6 +776,7 @@ void op_fetch(const std::shared_ptr<engine>& engine_, std::vector<std::uint64_t>
         r->kind = command_kind::retr;
         r->batch = batch;
         r->info = engine_->known(n);
+        r->cap = engine_->options().max_message_size;
         r->diag = &r->own_diag;
         r->group = batch.get();
         encode_and_submit(*engine_, std::move(r), {number_text(n)}, false, engine_->expected_size(n));

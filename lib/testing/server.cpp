@@ -163,6 +163,10 @@ struct connection : std::enable_shared_from_this<connection> {
     bool upgrade_pending = false;
     std::string timestamp;
     const fault_plan* faults;
+    std::string current_command;  // the line being answered; empty for the greeting
+    clock::time_point last_command{};
+    bool watchdog_running = false;
+    asio::steady_timer idle_timer{srv->ex};
 
     struct sasl_exchange {
         std::string mechanism;
@@ -209,6 +213,7 @@ struct connection : std::enable_shared_from_this<connection> {
     void close() {
         closing = true;
         uncount();
+        idle_timer.cancel();
         if (acct != nullptr) {  // a dropped session releases its maildrop (no UPDATE)
             acct->locked = false;
             acct = nullptr;
@@ -223,13 +228,39 @@ struct connection : std::enable_shared_from_this<connection> {
     clock::duration round_trip() const { return 2 * srv->options.one_way_delay; }
 
     void send(clock::time_point arrived, std::string bytes, bool close_after = false) {
+        if (faults->rewrite) {
+            faults->rewrite(current_command, bytes);
+            if (bytes.empty() && !close_after) return;
+        }
         out.push_back({arrived + round_trip(), std::move(bytes), close_after, nullptr});
         wake.cancel();
     }
 
     void send_retr(clock::time_point arrived, std::shared_ptr<const stored_message> m) {
+        if (faults->rewrite) return send(arrived, m->retr_reply);
         out.push_back({arrived + round_trip(), {}, false, std::move(m)});
         wake.cancel();
+    }
+
+    // RFC 1939's autologout: a connection idle for faults->autologout is
+    // closed, with nothing committed.
+    void start_watchdog() {
+        if (watchdog_running || faults->autologout.count() <= 0) return;
+        watchdog_running = true;
+        asio::co_spawn(srv->ex, watchdog(), asio::detached);
+    }
+    asio::awaitable<void> watchdog() {
+        auto self = shared_from_this();
+        if (last_command == clock::time_point{}) last_command = clock::now();
+        while (!closing) {
+            const auto due = last_command + faults->autologout;
+            if (clock::now() >= due) {
+                close();
+                co_return;
+            }
+            idle_timer.expires_at(due);
+            co_await idle_timer.async_wait(use_tuple);
+        }
     }
 
     template <class Buffer>
@@ -345,6 +376,8 @@ struct connection : std::enable_shared_from_this<connection> {
             }
         }
         asio::co_spawn(srv->ex, writer(), asio::detached);
+        last_command = clock::now();
+        start_watchdog();
         greet();
         std::string in;
         std::array<char, 16 * 1024> buf;
@@ -358,7 +391,12 @@ struct connection : std::enable_shared_from_this<connection> {
                 std::string_view line(in.data() + start, lf - start);
                 if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
                 start = lf + 1;
+                last_command = arrived;
                 handle(std::string(line), arrived);
+                if (faults->pipelining_first_only && !sasl) {
+                    start = in.size();  // the rest of this read is lost
+                    break;
+                }
                 if (upgrade_pending) {
                     // Whatever followed STLS in the same read is dropped:
                     // no plaintext may reach the TLS session (RFC 2595).
@@ -451,6 +489,8 @@ struct connection : std::enable_shared_from_this<connection> {
         }
         acct = &it->second;
         acct->locked = true;
+        last_command = at;
+        start_watchdog();
         user = std::move(name);
         authorized = true;
         marked.assign(acct->messages.size(), false);
@@ -635,6 +675,7 @@ struct connection : std::enable_shared_from_this<connection> {
     }
 
     void handle(std::string line, clock::time_point at) {
+        current_command = line;
         ++srv->stats.commands;
         ++command_number;
         if (stalled) return;
@@ -645,6 +686,10 @@ struct connection : std::enable_shared_from_this<connection> {
         }
         if (faults->err_at_command && command_number == *faults->err_at_command) {
             send(at, "-ERR [SYS/TEMP] injected fault\r\n");
+            return;
+        }
+        if (authorized && faults->refuse && faults->refuse(line)) {
+            send(at, "-ERR [SYS/TEMP] refused by the fault plan\r\n");
             return;
         }
         if (faults->garbage_at_command && command_number == *faults->garbage_at_command) {
@@ -665,6 +710,18 @@ struct connection : std::enable_shared_from_this<connection> {
 
         if (cmd == "CAPA") return send(at, capa_reply());
         if (cmd == "QUIT") {
+            if (authorized && faults->quit_err) {
+                acct->locked = false;
+                acct = nullptr;
+                authorized = false;
+                stalled = true;
+                return send(at, "-ERR [SYS/TEMP] some deleted messages not removed\r\n", true);
+            }
+            if (authorized && faults->quit_drop == fault_plan::quit_drop::before_commit) {
+                close();
+                return;
+            }
+            const bool was_authorized = authorized;
             if (authorized) {
                 for (std::size_t i = acct->messages.size(); i-- > 0;) {
                     if (!marked[i]) continue;
@@ -679,6 +736,10 @@ struct connection : std::enable_shared_from_this<connection> {
                 authorized = false;
             }
             stalled = true;  // nothing after QUIT is answered
+            if (was_authorized && faults->quit_drop == fault_plan::quit_drop::after_commit) {
+                close();
+                return;
+            }
             return send(at, "+OK bye\r\n", true);
         }
         if (cmd == "NOOP") return send(at, authorized ? "+OK\r\n" : "-ERR not logged in\r\n");

@@ -12,14 +12,14 @@ using namespace pop3;
 
 TEST_CASE("every code has its own message in the pop3 category") {
     std::set<std::string> messages;
-    for (int v = static_cast<int>(error::server_refused); v <= static_cast<int>(error::certificate_pin_mismatch); ++v) {
+    for (int v = static_cast<int>(error::server_refused); v <= static_cast<int>(error::reply_out_of_step); ++v) {
         const error_code ec = make_error_code(static_cast<error>(v));
         CHECK(ec.category().name() == std::string("pop3"));
         CHECK(ec.message() != "unknown pop3 error");
         messages.insert(ec.message());
     }
     CHECK(messages.size() ==
-          static_cast<std::size_t>(error::certificate_pin_mismatch) - static_cast<std::size_t>(error::server_refused) + 1);
+          static_cast<std::size_t>(error::reply_out_of_step) - static_cast<std::size_t>(error::server_refused) + 1);
 }
 
 TEST_CASE("classification: refused, usage, malformed, fatal") {
@@ -41,6 +41,9 @@ TEST_CASE("classification: refused, usage, malformed, fatal") {
     CHECK(is_fatal(error::timeout));
     CHECK(is_fatal(error::session_failed));
     CHECK(is_fatal(error::connection_closed));
+    CHECK(classify(error::too_many_entries) == error_class::malformed_reply);
+    CHECK(classify(error::duplicate_message_number) == error_class::malformed_reply);
+    CHECK(is_fatal(error::reply_out_of_step));
     // Errors from other layers (sockets, TLS, timers) end the session.
     CHECK(is_fatal(boost::system::errc::make_error_code(boost::system::errc::connection_reset)));
 }

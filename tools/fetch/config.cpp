@@ -1,5 +1,6 @@
 #include "config.hpp"
 
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -117,6 +118,24 @@ bool apply_option(const std::string& name, const std::function<bool(std::string&
             return false;
         }
         s.auth = *m;
+    } else if (name == "--max-size") {
+        if (!value()) return false;
+        // A number of octets, with an optional K, M or G (binary) suffix.
+        std::string digits = v;
+        std::uint64_t unit = 1;
+        if (!digits.empty()) {
+            const char u = static_cast<char>(std::toupper(static_cast<unsigned char>(digits.back())));
+            if (u == 'K' || u == 'M' || u == 'G') {
+                unit = u == 'K' ? 1024 : u == 'M' ? 1024 * 1024 : 1024 * 1024 * 1024;
+                digits.pop_back();
+            }
+        }
+        std::size_t n = 0;
+        if (!parse_unsigned(digits, n, std::size_t(1) << 40) || n == 0 || n * unit > (std::uint64_t(1) << 42)) {
+            message = "--max-size takes a size in octets with an optional K, M or G (at most 4096G), not '" + v + "'";
+            return false;
+        }
+        s.max_size = n * unit;
     } else if (name == "--timeout") {
         if (!value()) return false;
         std::size_t n = 0;
@@ -422,7 +441,8 @@ durably before anything is deleted from the server.
   --tls required|opportunistic|none   (default required)   --ca-file FILE
   --allow-plaintext-auth   allow a password over an unencrypted connection
   --auth auto|user|apop|plain|login|cram-md5|scram-sha-1|scram-sha-256|xoauth2|oauthbearer
-  --timeout SECONDS        per network operation (default 60)
+  --timeout SECONDS        per network operation, and per reply (plus 1 s per KiB listed) (default 60)
+  --max-size SIZE          leave larger messages on the server, e.g. 50M (default 1G)
   --json                   print a machine-readable summary on stdout
   --quiet / --progress     (a progress display is on by default when stderr is a terminal)
   --demo                   start the built-in test server with generated maildrops and fetch them

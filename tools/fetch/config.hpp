@@ -11,6 +11,7 @@
 #include <boost/asio/ssl/context.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -36,6 +37,9 @@ struct settings {
     bool allow_plaintext_auth = false;
     pop3::auth_mechanism auth = pop3::auth_mechanism::automatic;
     unsigned timeout_seconds = 60;
+    /// Messages LIST says are larger are left on the server (a warning);
+    /// one that turns out larger while arriving is refused, never cut.
+    std::uint64_t max_size = std::uint64_t(1) << 30;
 };
 
 struct account_spec {

@@ -73,6 +73,7 @@ struct account_ctx {
     std::unordered_set<std::string> on_server;
     std::vector<std::uint64_t> stored_before;
     std::uint64_t skipped = 0;
+    std::uint64_t oversized = 0;  // over --max-size by LIST: left on the server
     error_code delivery_ec;  // the first delivery failure
     std::string delivery_detail;
     std::unordered_map<std::uint64_t, std::shared_ptr<message_slot>> slots;  // by message number
@@ -165,6 +166,9 @@ std::string to_json(const run_summary& s) {
         j += ",\"messages\":" + std::to_string(a.messages) + ",\"bytes\":" + std::to_string(a.bytes);
         j += ",\"deleted\":" + std::to_string(a.deleted) + ",\"skipped\":" + std::to_string(a.skipped);
         j += ",\"failed_messages\":" + std::to_string(a.failed_messages);
+        j += ",\"oversized\":" + std::to_string(a.oversized) +
+             ",\"size_mismatches\":" + std::to_string(a.size_mismatches);
+        j += std::string(",\"pipelining_off\":") + (a.pipelining_off ? "true" : "false");
         j += ",\"attempts\":" + std::to_string(a.attempts) + ",\"retries\":" + std::to_string(a.retries);
         j += ",\"elapsed_ms\":" + std::to_string(a.elapsed.count());
         if (!a.ok) {
@@ -433,6 +437,17 @@ int run(const options& opts, std::ostream& out, std::ostream& err, const run_ext
                 c->state->release();  // the account is done: its lock and journal go
             });
         }
+        if (o.size_mismatches != 0) {
+            progress.clear();
+            err << "pop3fetch: " << c->id << ": warning: " << o.size_mismatches
+                << " messages differed in size from the server's LIST (each delivered whole as received)\n";
+        }
+        if (o.pipelining_off) {
+            progress.clear();
+            err << "pop3fetch: " << c->id
+                << ": warning: the server advertises PIPELINING but left pipelined commands unanswered; "
+                   "its later sessions ran one command at a time\n";
+        }
         const std::string server = server_words(o.diag);
         if (o.ec) say_failure(c->id, o.ec, o.diag.client_message(), server);
         else if (c->no_uidl) say_failure(c->id, errc::no_uidl, "", "");
@@ -461,6 +476,11 @@ int run(const options& opts, std::ostream& out, std::ostream& err, const run_ext
         o.connect_timeout = std::chrono::seconds(s.timeout_seconds);
         o.reply_timeout = std::chrono::seconds(s.timeout_seconds);
         o.handshake_timeout = std::chrono::seconds(s.timeout_seconds);
+        o.max_message_size = s.max_size;
+        // A server that trickles: each reply gets --timeout, plus a second
+        // per KiB that LIST promised, from the moment it is due.
+        o.command_timeout = std::chrono::seconds(s.timeout_seconds);
+        o.min_reply_rate = 1024;  // a server that lied in LIST: the message is refused, not cut
         a.creds.user = c->spec.user;
         a.creds.password = c->password;
         a.creds.mechanism = s.auth;
@@ -475,6 +495,7 @@ int run(const options& opts, std::ostream& out, std::ostream& err, const run_ext
             cp->on_server.clear();
             cp->stored_before.clear();
             cp->skipped = 0;
+            cp->oversized = 0;
             const bool keep = cp->spec.s.keep;
             bool any_uid = false;
             std::unordered_map<std::string_view, int> seen;
@@ -500,9 +521,17 @@ int run(const options& opts, std::ostream& out, std::ostream& err, const run_ext
                 if (trackable && cp->state && cp->state->contains(m.uid)) {
                     if (keep) ++cp->skipped;
                     else cp->stored_before.push_back(m.number);  // stored by a run that never reached QUIT
+                } else if (m.octets > cp->spec.s.max_size) {
+                    ++cp->oversized;  // left on the server, said below
                 } else {
                     fetch.push_back(m.number);
                 }
+            }
+            if (cp->oversized != 0) {
+                progress.clear();
+                err << "pop3fetch: " << cp->id << ": warning: " << cp->oversized
+                    << " messages over --max-size (" << human_bytes(cp->spec.s.max_size)
+                    << ") left on the server\n";
             }
             if (duplicates && !cp->warned_duplicates) {
                 cp->warned_duplicates = true;
@@ -568,6 +597,9 @@ int run(const options& opts, std::ostream& out, std::ostream& err, const run_ext
         r.bytes = o.bytes;
         r.deleted = o.deleted;
         r.skipped = c->skipped;
+        r.oversized = c->oversized;
+        r.size_mismatches = o.size_mismatches;
+        r.pipelining_off = o.pipelining_off;
         r.failed_messages = o.failed_messages;
         r.attempts = o.attempts;
         r.retries = o.retries.size();

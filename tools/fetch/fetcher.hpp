@@ -28,6 +28,9 @@ struct account_report {
     std::uint64_t deleted = 0;    ///< deleted from the server
     std::uint64_t skipped = 0;    ///< keep mode: delivered by an earlier run
     std::uint64_t failed_messages = 0;
+    std::uint64_t oversized = 0;        ///< over --max-size by LIST: left on the server
+    std::uint64_t size_mismatches = 0;  ///< delivered, but not the size LIST said (a warning)
+    bool pipelining_off = false;        ///< pipelined commands went unanswered: later sessions lock-step
     std::uint64_t attempts = 0;
     std::uint64_t retries = 0;
     std::chrono::milliseconds elapsed{};

@@ -19,6 +19,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -77,6 +78,31 @@ struct fault_plan {
     /// first `random_drop_window` octets written). 0: off.
     std::uint64_t random_drop_seed = 0;
     std::uint64_t random_drop_window = 4096;
+
+    /// Advertise PIPELINING but answer only the first command of each read,
+    /// dropping the rest of what arrived with it (a server that reads one
+    /// line and discards its buffer).
+    bool pipelining_first_only = false;
+    /// QUIT after a login: answer "-ERR [SYS/TEMP]" and commit no deletion
+    /// (RFC 1939: some deleted messages not removed).
+    bool quit_err = false;
+    /// QUIT after a login: close the connection without the +OK, after
+    /// committing the deletions (after_commit) or without committing them
+    /// (before_commit): a reset at the worst moment for a client.
+    enum class quit_drop { none, after_commit, before_commit } quit_drop = quit_drop::none;
+    /// Close a connection that sends no command for this long, without
+    /// committing anything (RFC 1939's autologout timer). 0: never. For an
+    /// account's own plan, counted from its login.
+    std::chrono::milliseconds autologout{0};
+    /// Rewrites a reply before it is queued: given the command line as
+    /// received (empty for the greeting) and the bytes the server would
+    /// send, which it may change or empty (then nothing is sent). For
+    /// listings, framings and lies no sane server produces.
+    std::function<void(std::string_view command, std::string& reply)> rewrite;
+    /// Answers "-ERR [SYS/TEMP] refused" to every command line (after
+    /// login) for which it returns true, without carrying it out: a DELE or
+    /// UIDL that fails on the server's side.
+    std::function<bool(std::string_view command)> refuse;
 };
 
 struct server_options {
