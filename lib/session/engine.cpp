@@ -549,7 +549,9 @@ void engine::on_io_error(error_code ec, bool reading) {
     if (timed_out_) {
         ec = error::timeout;
     } else if (reading && ec == asio::error::eof) {
-        const error_code cut = parser_active_ ? parser_.on_eof() : error_code{};
+        error_code cut = parser_active_ ? parser_.on_eof() : error_code{};
+        // Closed between replies (before a greeting, say): not a cut line.
+        if (cut == error::eof_in_status_line && rbeg_ == rend_) cut = {};
         ec = cut ? cut : error_code(error::connection_closed);
     } else if (ec == asio::ssl::error::stream_truncated) {
         ec = error::connection_closed;

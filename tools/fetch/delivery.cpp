@@ -415,6 +415,7 @@ private:
 }  // namespace
 
 void set_fault_hook(std::function<int(step)> h) { hook() = std::move(h); }
+int injected_fault(step s) { return injected(s); }
 
 void line_converter::put(std::string& out, std::string_view s) {
     if (s.empty()) return;

@@ -26,11 +26,16 @@ namespace pop3fetch {
 using pop3::error_code;
 
 /// The durable steps a delivery takes, for fault injection in tests.
-enum class step { create, write, fsync, link, dir_fsync, lock, mda };
+enum class step {
+    create, write, fsync, link, dir_fsync, lock, mda,  // delivery
+    journal_write, journal_sync, state_write, state_fsync, state_rename,  // the UID state (uid_state)
+};
 
 /// Tests set a hook that returns an errno to fail a step with (0: go on).
 /// It is consulted before each step by every delivery in the process.
 void set_fault_hook(std::function<int(step)> hook);
+/// The errno the hook injects for a step, or 0 (no hook, or none for it).
+int injected_fault(step s);
 
 /// CRLF -> LF, and for mbox the mboxrd quoting of ">*From " lines; works
 /// across chunk boundaries.

@@ -74,6 +74,7 @@ struct account_ctx {
     std::vector<std::uint64_t> stored_before;
     std::uint64_t skipped = 0;
     std::uint64_t oversized = 0;  // over --max-size by LIST: left on the server
+    error_code save_ec;           // set on a delivery thread, read after pool.join()
     error_code delivery_ec;  // the first delivery failure
     std::string delivery_detail;
     std::unordered_map<std::uint64_t, std::shared_ptr<message_slot>> slots;  // by message number
@@ -433,7 +434,9 @@ int run(const options& opts, std::ostream& out, std::ostream& err, const run_ext
             pool.post([c, clean, keep] {
                 static const std::unordered_set<std::string> none;
                 // On failure the journal still holds what the state lacks.
-                (void)c->state->save(!clean ? nullptr : keep ? &c->on_server : &none);
+                // A failed save loses nothing: the journal still holds
+                // every UID, and the next run folds it in. Said at the end.
+                c->save_ec = c->state->save(!clean ? nullptr : keep ? &c->on_server : &none);
                 c->state->release();  // the account is done: its lock and journal go
             });
         }
@@ -584,6 +587,13 @@ int run(const options& opts, std::ostream& out, std::ostream& err, const run_ext
         progress.draw(accounts_done, ctxs.size(), committed_messages, committed_bytes,
                       std::chrono::duration<double>(clock::now() - started).count());
         progress.finish();
+    }
+
+    for (auto& c : ctxs) {
+        if (c->save_ec) {
+            err << "pop3fetch: " << c->id << ": warning: saving " << c->state->state_path() << ": "
+                << c->save_ec.message() << " (nothing is lost: its journal keeps every UID for the next run)\n";
+        }
     }
 
     // ---- Report -------------------------------------------------------------
