@@ -252,7 +252,8 @@ private:
         } else if (is_fatal(ec)) {
             // Network trouble is retried; security failures and certificate
             // errors would fail the same way again.
-            retry = ec != error::tls_required && ec != error::stls_injection &&
+            retry = ec != error::tls_required && ec != error::stls_injection && ec != error::reply_out_of_step &&
+                    ec != error::unexpected_data &&
                     ec != error::certificate_pin_mismatch && ec != error::server_signature_mismatch &&
                     ec.category() != asio::error::get_ssl_category() &&
                     ec.category() != asio::ssl::error::get_stream_category();
@@ -314,7 +315,8 @@ private:
         session_options options = a.acct.options;
         if (a.lockstep) options.pipeline.depth = 1;
         session s(ex_, std::move(options));
-        const error_code ec = co_await poll_session(s, a, diag);
+        error_code ec = co_await poll_session(s, a, diag);
+        if (ec == error::session_failed && s.last_error()) ec = s.last_error();  // the cause, not its echo
         if (ec == error::timeout && s.pipeline_depth() > 1 && !a.lockstep) {
             // Pipelined commands went unanswered: a server that advertises
             // PIPELINING and drops what arrives behind the first command.
