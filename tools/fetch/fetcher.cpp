@@ -75,6 +75,8 @@ struct account_ctx {
     std::uint64_t skipped = 0;
     std::uint64_t oversized = 0;  // over --max-size by LIST: left on the server
     error_code save_ec;           // set on a delivery thread, read after pool.join()
+    error_code message_ec;        // the first message that did not arrive whole
+    std::string message_detail;
     error_code delivery_ec;  // the first delivery failure
     std::string delivery_detail;
     std::unordered_map<std::uint64_t, std::shared_ptr<message_slot>> slots;  // by message number
@@ -362,6 +364,10 @@ int run(const options& opts, std::ostream& out, std::ostream& err, const run_ext
     handler.done = [&](const pop3::account& a, const pop3::message_info& info, error_code ec,
                        asio::any_completion_handler<void(error_code)> committed) {
         account_ctx* c = by_id.at(a.id);
+        if (ec && !c->message_ec) {
+            c->message_ec = ec;  // the first message that failed to arrive, said at the end
+            c->message_detail = "message " + std::to_string(info.number) + " left on the server";
+        }
         std::shared_ptr<message_slot> slot;
         if (auto it = c->slots.find(info.number); it != c->slots.end()) {
             slot = std::move(it->second);
@@ -455,6 +461,19 @@ int run(const options& opts, std::ostream& out, std::ostream& err, const run_ext
         if (o.ec) say_failure(c->id, o.ec, o.diag.client_message(), server);
         else if (c->no_uidl) say_failure(c->id, errc::no_uidl, "", "");
         else if (c->delivery_ec) say_failure(c->id, c->delivery_ec, c->delivery_detail, "");
+        else if (o.failed_messages != 0 && c->message_ec)
+            say_failure(c->id, c->message_ec,
+                        c->message_detail + (o.failed_messages > 1 ? ", and " + std::to_string(o.failed_messages - 1) +
+                                                                          " more"
+                                                                    : std::string()),
+                        "");
+        if (!c->delivery_ec && !c->delivery_detail.empty()) {
+            // Stored, but its UID could not be recorded: a later run may
+            // fetch it again (a duplicate, never a loss).
+            progress.clear();
+            err << "pop3fetch: " << c->id << ": warning: " << c->delivery_detail
+                << " (the message is stored; a later run may fetch it again)\n";
+        }
     };
 
     pop3::poller poller(ex, std::move(handler), popts);
@@ -626,7 +645,7 @@ int run(const options& opts, std::ostream& out, std::ostream& err, const run_ext
         } else if (c->no_uidl) {
             r.ec = errc::no_uidl;
         } else if (c->delivery_ec || o.failed_messages != 0) {
-            r.ec = c->delivery_ec ? c->delivery_ec : error_code(pop3::error::server_refused);
+            r.ec = c->delivery_ec ? c->delivery_ec : c->message_ec ? c->message_ec : error_code(pop3::error::server_refused);
             r.detail = c->delivery_ec ? c->delivery_detail
                                       : std::to_string(o.failed_messages) + " messages were not fetched";
         }
