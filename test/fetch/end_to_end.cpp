@@ -18,15 +18,7 @@ namespace {
 
 const char* const password = "correct horse";
 
-struct env_password {
-    env_password() { ::setenv("POP3FETCH_TEST_PW", password, 1); }
-};
-const env_password set_password;
-
-struct fault_guard {
-    explicit fault_guard(std::function<int(step)> h) { set_fault_hook(std::move(h)); }
-    ~fault_guard() { set_fault_hook({}); }
-};
+const test_password set_password(password);
 
 std::vector<std::string> with(std::vector<std::string> a, const std::vector<std::string>& b) {
     a.insert(a.end(), b.begin(), b.end());
@@ -316,6 +308,7 @@ TEST_CASE("server faults: retried where it makes sense, and never a message lost
         const auto delivered = maildir_messages(dir / user);
         std::set<std::string> unique(delivered.begin(), delivered.end());
         CHECK(unique.size() == delivered.size());  // nothing doubled
+        CHECK(list_dir(dir / (user + "/tmp")).empty());  // a message cut mid-RETR left no file behind
         auto everything = delivered;
         for (const auto& m : srv.messages(user)) everything.insert(to_lf(m));
         for (const auto& m : as_lf(original)) CHECK(everything.count(m) >= 1);  // nothing lost

@@ -4,6 +4,7 @@
 // For the fetcher's tests: a temporary directory, the test server on a
 // thread of its own, and pop3fetch run in-process.
 
+#include "fetch/delivery.hpp"
 #include "fetch/fetcher.hpp"
 
 #include <pop3/testing/server.hpp>
@@ -14,8 +15,10 @@
 #include <doctest/doctest.h>
 
 #include <dirent.h>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <set>
 #include <sstream>
@@ -27,6 +30,19 @@
 #include <unistd.h>
 
 namespace pop3fetch::test {
+
+/// A delivery fault hook (see set_fault_hook) for the guard's lifetime.
+struct fault_guard {
+    explicit fault_guard(std::function<int(step)> h) { set_fault_hook(std::move(h)); }
+    ~fault_guard() { set_fault_hook({}); }
+    fault_guard(const fault_guard&) = delete;
+    fault_guard& operator=(const fault_guard&) = delete;
+};
+
+/// Sets the password plain_args() passes through POP3FETCH_TEST_PW.
+struct test_password {
+    explicit test_password(const char* password) { ::setenv("POP3FETCH_TEST_PW", password, 1); }
+};
 
 inline void remove_tree(const std::string& path) {
     std::error_code ignored;

@@ -37,11 +37,6 @@ void check_splits(bool mboxrd, const std::string& in, const std::string& expect)
     CHECK(convert(mboxrd, bytes) == expect);
 }
 
-struct fault_guard {
-    explicit fault_guard(std::function<int(step)> h) { set_fault_hook(std::move(h)); }
-    ~fault_guard() { set_fault_hook({}); }
-};
-
 error_code deliver_one(destination& d, const std::string& wire, std::string& detail) {
     std::unique_ptr<incoming> in;
     if (auto ec = d.begin("acct", in)) return ec;

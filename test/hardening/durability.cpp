@@ -19,15 +19,7 @@ namespace {
 
 const char* const password = "hardening";
 
-struct env_password {
-    env_password() { ::setenv("POP3FETCH_TEST_PW", password, 1); }
-};
-const env_password set_password;
-
-struct fault_guard {
-    explicit fault_guard(std::function<int(step)> h) { set_fault_hook(std::move(h)); }
-    ~fault_guard() { set_fault_hook({}); }
-};
+const test_password set_password(password);
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
