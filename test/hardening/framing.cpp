@@ -11,7 +11,15 @@
 #include "../support/server_fixture.hpp"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <doctest/doctest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <thread>
 
 namespace asio = boost::asio;
 using namespace pop3;
@@ -301,4 +309,121 @@ TEST_CASE("a server sending a byte now and then meets the per-reply deadline, no
         CHECK(ec == error::timeout);
         CHECK(s.state() == session_state::failed);
     }, std::chrono::seconds(30));
+}
+
+namespace {
+
+// A server that writes each reply whole, blocking, before it reads again
+// (RFC 2449 section 6.6 warns of it), on a socket with small buffers. A
+// client that wrote all its pipelined commands before reading would
+// deadlock with it: both sides blocked in write.
+class blocking_server {
+public:
+    static std::string body(std::size_t n) {
+        std::string b = "Subject: " + std::to_string(n) + "\r\n\r\n";
+        while (b.size() < 8000) b += std::string(70, static_cast<char>('a' + n % 26)) + "\r\n";
+        return b;
+    }
+
+    blocking_server() {
+        listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        REQUIRE(listener_ >= 0);
+        const int small = 4096;
+        ::setsockopt(listener_, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);  // inherited by the accepted socket
+        ::setsockopt(listener_, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        REQUIRE(::bind(listener_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+        REQUIRE(::listen(listener_, 1) == 0);
+        socklen_t len = sizeof a;
+        ::getsockname(listener_, reinterpret_cast<sockaddr*>(&a), &len);
+        port_ = ntohs(a.sin_port);
+        thread_ = std::thread([this] { serve(); });
+    }
+    ~blocking_server() {
+        ::shutdown(listener_, SHUT_RDWR);
+        thread_.join();
+        ::close(listener_);
+    }
+    unsigned short port() const { return port_; }
+
+private:
+    static bool write_all(int fd, const std::string& s) {
+        for (std::size_t at = 0; at < s.size();) {
+            const ssize_t n = ::send(fd, s.data() + at, s.size() - at, MSG_NOSIGNAL);
+            if (n <= 0) return false;
+            at += static_cast<std::size_t>(n);
+        }
+        return true;
+    }
+    void serve() {
+        const int fd = ::accept(listener_, nullptr, nullptr);
+        if (fd < 0) return;
+        std::string in;
+        bool open = write_all(fd, "+OK blocking server\r\n");
+        char buf[4096];
+        while (open) {
+            const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+            if (n <= 0) break;
+            in.append(buf, static_cast<std::size_t>(n));
+            std::size_t lf;
+            while (open && (lf = in.find('\n')) != std::string::npos) {
+                const std::string line = in.substr(0, lf);
+                in.erase(0, lf + 1);
+                std::string reply = "+OK\r\n";
+                if (line.rfind("RETR ", 0) == 0) reply += body(std::stoul(line.substr(5))) + ".\r\n";
+                open = write_all(fd, reply) && line.rfind("QUIT", 0) != 0;  // whole, before reading on
+            }
+        }
+        ::close(fd);
+    }
+
+    int listener_ = -1;
+    unsigned short port_ = 0;
+    std::thread thread_;
+};
+
+}  // namespace
+
+TEST_CASE("a server that writes whole replies before reading again: pipelined commands larger than the buffers, no deadlock") {
+    blocking_server srv;
+    asio::io_context ioc;
+    asio::ip::tcp::socket socket(ioc);
+    socket.open(asio::ip::tcp::v4());
+    socket.set_option(asio::socket_base::send_buffer_size(4096));
+    socket.connect({asio::ip::address_v4::loopback(), srv.port()});
+    auto o = scripted_options();
+    o.pipeline.depth = 4096;  // about 24 KB of commands in flight: more than both buffers hold
+    auto s = session::over(std::move(socket), o);
+    constexpr std::size_t count = 2000;
+    std::vector<std::string> bodies(count + 1);
+    std::size_t whole = 0;
+    error_code fetch_ec = error::timeout, quit_ec = error::timeout;
+    s.async_greeting([&](error_code ec) {
+        REQUIRE(!ec);
+        s.async_login("u", "p", [](error_code e) { REQUIRE(!e); });
+        std::vector<std::uint64_t> numbers;
+        for (std::uint64_t n = 1; n <= count; ++n) numbers.push_back(n);
+        fetch_callbacks cb;
+        cb.open = [&](const message_info& m) {
+            body_sink sink;
+            sink.write = [&bodies, n = m.number](std::string_view c) {
+                bodies[n].append(c);
+                return error_code{};
+            };
+            return sink;
+        };
+        cb.done = [&](const message_info& m, error_code e, const diagnostics&) {
+            whole += !e && bodies[m.number] == blocking_server::body(m.number);
+        };
+        s.async_fetch(numbers, std::move(cb), [&](error_code e) {
+            fetch_ec = e;
+            s.async_quit([&](error_code q) { quit_ec = q; });
+        });
+    });
+    ioc.run_for(std::chrono::seconds(60));
+    CHECK(!fetch_ec);
+    CHECK(!quit_ec);
+    CHECK(whole == count);
 }
