@@ -52,6 +52,7 @@ struct pipelined_command {
     std::uint64_t expected_reply = 0;  ///< estimate of reply octets, for the byte budget
     bool barrier = false;
     bool abandoned = false;        ///< cancelled after admission: reply read and dropped
+    bool pipelined = false;        ///< admitted while another command was unanswered
     std::uint64_t wire_end = 0;    ///< stream offset just past its bytes, set on admission
 };
 
@@ -90,7 +91,9 @@ public:
     /// Moves the command admissible() returned into the window; its bytes
     /// join the pending output.
     void admit() {
-        command& c = queue_[in_flight_++];
+        command& c = queue_[in_flight_];
+        c.pipelined = in_flight_ > 0;
+        ++in_flight_;
         out_.append(c.wire);
         c.wire_end = written_total_ + out_.size() - out_written_;
         bytes_in_flight_ += c.expected_reply;

@@ -17,8 +17,8 @@
 // delay CAPA advertised, [IN-USE] and [SYS/TEMP] and network errors with
 // jittered exponential backoff; [AUTH], [SYS/PERM], other refusals and
 // configuration errors (no TLS, no mechanism) are not retried. Every retry is
-// in the account's outcome. A session that times out with commands
-// pipelined turns pipelining off for the account's later sessions.
+// in the account's outcome. A session that times out on a command sent
+// behind another turns pipelining off for the account's later sessions.
 //
 // All the poller's work, its sessions included, runs on the executor it is
 // given. As with any Asio object: when several threads run the io_context,
@@ -91,9 +91,9 @@ struct account_outcome {
     /// Messages delivered whole whose size differed from what LIST said
     /// (a warning: a server that counts line endings its own way, or lies).
     std::uint64_t size_mismatches = 0;
-    /// A session with commands pipelined timed out, so every later session
-    /// of the account runs lock-step (depth 1): a server that advertises
-    /// PIPELINING without doing it.
+    /// A session timed out waiting for a command it had sent behind
+    /// another, so every later session of the account runs lock-step
+    /// (depth 1): a server that advertises PIPELINING without doing it.
     bool pipelining_off = false;
     std::uint64_t attempts = 0;
     std::chrono::milliseconds elapsed{};  ///< from the first connect to the end

@@ -367,6 +367,10 @@ public:
     bool is_encrypted() const noexcept { return core_.encrypted(); }
     /// The error that ended the session, if one did.
     error_code last_error() const noexcept { return core_.last_error(); }
+    /// True when the session failed waiting for a command that was sent
+    /// behind another unanswered one: after a timeout, the sign of a server
+    /// that advertises PIPELINING and drops what follows the first command.
+    bool failed_on_pipelined_command() const noexcept { return core_.failed_on_pipelined_command(); }
     /// Ends the session at once: the connection closes, pending operations
     /// complete with asio::error::operation_aborted.
     void close() noexcept { core_.close(); }

@@ -317,9 +317,11 @@ private:
         session s(ex_, std::move(options));
         error_code ec = co_await poll_session(s, a, diag);
         if (ec == error::session_failed && s.last_error()) ec = s.last_error();  // the cause, not its echo
-        if (ec == error::timeout && s.pipeline_depth() > 1 && !a.lockstep) {
-            // Pipelined commands went unanswered: a server that advertises
-            // PIPELINING and drops what arrives behind the first command.
+        if (ec == error::timeout && s.failed_on_pipelined_command() && !a.lockstep) {
+            // A command sent behind another went unanswered: a server that
+            // advertises PIPELINING and drops what follows the first
+            // command. (A command sent alone that times out is a slow
+            // server, not this.)
             a.lockstep = true;
             a.outcome.pipelining_off = true;
         }

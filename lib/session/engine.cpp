@@ -563,6 +563,7 @@ void engine::fail_session(error_code ec) {
     if (state_ == session_state::failed) return;
     state_ = session_state::failed;
     failure_ = ec;
+    if (const entry* front = pipe_.front_in_flight()) failed_on_pipelined_ = front->pipelined;
     ++generation_;
     connecting_ = false;
     if (resolver_) resolver_->cancel();

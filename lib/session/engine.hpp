@@ -63,6 +63,7 @@ public:
     const session_options& options() const noexcept { return options_; }
     session_state state() const noexcept { return state_; }
     error_code last_error() const noexcept { return failure_; }
+    bool failed_on_pipelined_command() const noexcept { return failed_on_pipelined_; }
     const std::optional<capabilities>& caps() const noexcept { return caps_; }
     const std::string& greeting() const noexcept { return greeting_; }
     std::size_t depth() const noexcept { return pipe_.depth(); }
@@ -122,6 +123,7 @@ private:
 
     session_state state_ = session_state::disconnected;
     error_code failure_;
+    bool failed_on_pipelined_ = false;  // the oldest unanswered command had gone out behind another
     std::optional<capabilities> caps_;
     std::string greeting_;
     std::unordered_map<std::uint64_t, std::uint64_t> sizes_;  // from LIST, for the byte budget

@@ -907,6 +907,7 @@ const std::string& session_core::greeting_text() const noexcept { return engine_
 std::size_t session_core::pipeline_depth() const noexcept { return engine_->depth(); }
 bool session_core::encrypted() const noexcept { return engine_->encrypted(); }
 error_code session_core::last_error() const noexcept { return engine_->last_error(); }
+bool session_core::failed_on_pipelined_command() const noexcept { return engine_->failed_on_pipelined_command(); }
 void session_core::close() noexcept { engine_->close(); }
 
 }  // namespace pop3::detail

@@ -165,3 +165,18 @@ TEST_CASE("take_all empties everything in order") {
     CHECK(p.empty());
     CHECK(p.pending_output().empty());
 }
+
+TEST_CASE("a command admitted behind an unanswered one is marked pipelined") {
+    pipeline<int> p;
+    p.set_depth(4);
+    p.enqueue(make(1, "USER u\r\n"));
+    p.enqueue(make(2, "PASS p\r\n"));
+    CHECK(admit_all(p) == std::vector<int>{1, 2});
+    CHECK(!p.front_in_flight()->pipelined);  // sent alone
+    CHECK(p.answered().payload == 1);
+    CHECK(p.front_in_flight()->pipelined);  // sent behind USER
+    CHECK(p.answered().payload == 2);
+    p.enqueue(make(3, "STAT\r\n"));
+    CHECK(admit_all(p) == std::vector<int>{3});
+    CHECK(!p.front_in_flight()->pipelined);  // nothing was unanswered when it went in
+}

@@ -270,3 +270,13 @@ TEST_CASE("PIPELINING advertised, only the first command answered: a timeout, th
     CHECK(r.deleted.size() == 5);
     check_nothing_wrong(r, m);
 }
+
+TEST_CASE("a server silent on a command sent alone is slow, not broken: pipelining stays on") {
+    const auto m = mail(2);
+    testing::fault_plan f;
+    f.stall_at_command = 1;  // CAPA, the first command, sent alone
+    auto r = poll(m, f);
+    CHECK(r.outcome.ec == error::timeout);
+    CHECK(r.outcome.retries.size() == 2);
+    CHECK(!r.outcome.pipelining_off);
+}

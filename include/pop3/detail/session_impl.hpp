@@ -80,6 +80,7 @@ public:
     std::size_t pipeline_depth() const noexcept;
     bool encrypted() const noexcept;
     error_code last_error() const noexcept;
+    bool failed_on_pipelined_command() const noexcept;
     void close() noexcept;
 
 private:
