@@ -253,6 +253,10 @@ struct connection : std::enable_shared_from_this<connection> {
         auto self = shared_from_this();
         if (last_command == clock::time_point{}) last_command = clock::now();
         while (!closing) {
+            if (faults->autologout.count() <= 0) {  // the account's own plan has none
+                watchdog_running = false;
+                co_return;
+            }
             const auto due = last_command + faults->autologout;
             if (clock::now() >= due) {
                 close();

@@ -160,3 +160,34 @@ TEST_CASE("commands pipelined behind QUIT are not answered") {
     });
     CHECK(server.deleted("q").size() == 1);
 }
+
+TEST_CASE("autologout: an idle connection is closed; an account plan without it turns it off at login") {
+    testing::server_options so;
+    so.faults.autologout = std::chrono::milliseconds(150);
+    asio::io_context ioc;
+    testing::server server(ioc.get_executor(), so);
+    server.add_account("idle", "pw", {"Subject: a\r\n\r\nx\r\n"});                       // the server's plan
+    server.add_account("patient", "pw", {"Subject: b\r\n\r\ny\r\n"}, testing::fault_plan{});  // none of its own
+    REQUIRE(!server.start());
+    for (const std::string user : {"idle", "patient"}) {
+        CAPTURE(user);
+        test::run(ioc, [&]() -> awaitable<void> {
+            session_options o;
+            o.tls = tls_policy::none;
+            o.allow_plaintext_auth = true;
+            session s(ioc, o);
+            co_await s.async_connect("127.0.0.1", std::to_string(server.port()), use_awaitable);
+            co_await s.async_login(user, "pw", use_awaitable);
+            asio::steady_timer t(ioc, std::chrono::milliseconds(400));  // idle past the autologout
+            co_await t.async_wait(use_awaitable);
+            auto [ec] = co_await s.async_noop(asio::as_tuple(use_awaitable));
+            if (user == "idle") {
+                CHECK(ec == error::connection_closed);
+                CHECK(server.messages(user).size() == 1);  // closed without an UPDATE
+            } else {
+                CHECK(!ec);
+                co_await s.async_quit(use_awaitable);
+            }
+        });
+    }
+}
