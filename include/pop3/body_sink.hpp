@@ -48,6 +48,8 @@ struct fetch_callbacks {
     /// Called once per message, in order: no error when the body was stored
     /// whole; server_refused (see diagnostics) on -ERR; the sink's error if
     /// it refused; the fatal error if the session broke during the batch.
+    /// With no error, `diag.client_message()` is empty unless there is a
+    /// warning: the message arrived whole but not at the size LIST gave.
     std::function<void(const message_info& message, error_code ec, const diagnostics& diag)> done;
 };
 

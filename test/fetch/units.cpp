@@ -113,10 +113,18 @@ TEST_CASE("command line") {
     CHECK(o.defaults.dest == destination_kind::mbox);
     CHECK(o.json);
     CHECK(o.urls == std::vector<std::string>{"pop3://a@h"});
+    CHECK(o.defaults.max_size == std::uint64_t(1) << 30);  // the default
+    for (const auto& [text, octets] : std::vector<std::pair<std::string, std::uint64_t>>{
+             {"100", 100}, {"50k", 50 * 1024}, {"3M", 3 << 20}, {"4096G", std::uint64_t(1) << 42}}) {
+        options m;
+        REQUIRE(parse_command_line({"--max-size", text, "pop3://a@h"}, m, msg));
+        CHECK(m.defaults.max_size == octets);
+    }
 
     for (std::vector<std::string> bad : std::vector<std::vector<std::string>>{
              {"--frobnicate"}, {"--concurrency", "0"}, {"--pipeline", "lots"}, {"--tls", "maybe"}, {"--auth", "kerberos"},
-             {"--timeout"}, {"--keep=yes"}, {"--mda", ""}}) {
+             {"--timeout"}, {"--keep=yes"}, {"--mda", ""}, {"--max-size", "0"}, {"--max-size", "12X"},
+             {"--max-size", "4097G"}, {"--max-size", "1099511627776G"}}) {  // the last would wrap to 64 octets
         options x;
         CAPTURE(bad[0]);
         CHECK(!parse_command_line(bad, x, msg));

@@ -130,8 +130,9 @@ bool apply_option(const std::string& name, const std::function<bool(std::string&
                 digits.pop_back();
             }
         }
+        constexpr std::uint64_t most = std::uint64_t(1) << 42;  // 4096G
         std::size_t n = 0;
-        if (!parse_unsigned(digits, n, std::size_t(1) << 40) || n == 0 || n * unit > (std::uint64_t(1) << 42)) {
+        if (!parse_unsigned(digits, n, static_cast<std::size_t>(most / unit)) || n == 0) {
             message = "--max-size takes a size in octets with an optional K, M or G (at most 4096G), not '" + v + "'";
             return false;
         }
