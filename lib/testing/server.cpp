@@ -251,7 +251,6 @@ struct connection : std::enable_shared_from_this<connection> {
     }
     asio::awaitable<void> watchdog() {
         auto self = shared_from_this();
-        if (last_command == clock::time_point{}) last_command = clock::now();
         while (!closing) {
             if (faults->autologout.count() <= 0) {  // the account's own plan has none
                 watchdog_running = false;
@@ -493,8 +492,7 @@ struct connection : std::enable_shared_from_this<connection> {
         }
         acct = &it->second;
         acct->locked = true;
-        last_command = at;
-        start_watchdog();
+        start_watchdog();  // the account's own plan may have an autologout
         user = std::move(name);
         authorized = true;
         marked.assign(acct->messages.size(), false);

@@ -498,11 +498,11 @@ int run(const options& opts, std::ostream& out, std::ostream& err, const run_ext
         o.connect_timeout = std::chrono::seconds(s.timeout_seconds);
         o.reply_timeout = std::chrono::seconds(s.timeout_seconds);
         o.handshake_timeout = std::chrono::seconds(s.timeout_seconds);
-        o.max_message_size = s.max_size;
+        o.max_message_size = s.max_size;  // a server that lied in LIST: the message is refused, not cut
         // A server that trickles: each reply gets --timeout, plus a second
         // per KiB that LIST promised, from the moment it is due.
         o.command_timeout = std::chrono::seconds(s.timeout_seconds);
-        o.min_reply_rate = 1024;  // a server that lied in LIST: the message is refused, not cut
+        o.min_reply_rate = 1024;
         a.creds.user = c->spec.user;
         a.creds.password = c->password;
         a.creds.mechanism = s.auth;
