@@ -87,7 +87,8 @@ struct account_outcome {
     std::uint64_t messages = 0;         ///< fetched and committed
     std::uint64_t bytes = 0;            ///< octets of those
     std::uint64_t deleted = 0;          ///< deleted by the server at QUIT
-    std::uint64_t failed_messages = 0;  ///< -ERR, refused by the handler, or cut
+    std::uint64_t failed_messages = 0;  ///< -ERR, over the size cap, or refused by the handler
+                                        ///< (one cut by a broken session is not: `ec` or a retry covers it)
     /// Messages delivered whole whose size differed from what LIST said
     /// (a warning: a server that counts line endings its own way, or lies).
     std::uint64_t size_mismatches = 0;

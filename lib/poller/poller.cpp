@@ -406,7 +406,10 @@ private:
                     if (!dele_ec) ++b.deleted;
                     else if (is_fatal(dele_ec) && !b.fatal) b.fatal = dele_ec;
                 }
-            } else {
+            } else if (!is_fatal(message_ec)) {
+                // -ERR, over the cap, or refused by the handler. A message
+                // cut by a broken session is not counted: the session's
+                // error says it, and the retry fetches it again.
                 ++a.outcome.failed_messages;
             }
             if (fatal && !b.fatal) b.fatal = fatal;

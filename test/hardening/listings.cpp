@@ -280,3 +280,24 @@ TEST_CASE("a server silent on a command sent alone is slow, not broken: pipelini
     CHECK(r.outcome.retries.size() == 2);
     CHECK(!r.outcome.pipelining_off);
 }
+
+TEST_CASE("a message cut by a broken session and fetched by the retry is not counted as failed") {
+    const auto m = mail(4);
+    testing::fault_plan f;
+    auto cut_once = std::make_shared<bool>(false);
+    f.rewrite = [cut_once](std::string_view cmd, std::string& reply) {
+        if (cmd == "RETR 3" && !*cut_once) {
+            *cut_once = true;
+            reply = reply.substr(0, 200) + "\r\n";  // then silence inside the message
+        }
+    };
+    auto r = poll(m, f, [](account& a) { a.options.pipeline.depth = 1; });
+    CHECK(!r.outcome.ec);
+    REQUIRE(r.outcome.retries.size() == 1);
+    CHECK(r.outcome.retries[0].ec == error::timeout);
+    CHECK(r.outcome.failed_messages == 0);
+    CHECK(!r.outcome.pipelining_off);
+    CHECK(r.committed.size() == 4);
+    CHECK(r.left.empty());
+    check_nothing_wrong(r, m);
+}

@@ -364,7 +364,7 @@ int run(const options& opts, std::ostream& out, std::ostream& err, const run_ext
     handler.done = [&](const pop3::account& a, const pop3::message_info& info, error_code ec,
                        asio::any_completion_handler<void(error_code)> committed) {
         account_ctx* c = by_id.at(a.id);
-        if (ec && !c->message_ec) {
+        if (ec && !pop3::is_fatal(ec) && !c->message_ec) {
             c->message_ec = ec;  // the first message that failed to arrive, said at the end
             c->message_detail = "message " + std::to_string(info.number) + " left on the server";
         }
