@@ -29,6 +29,13 @@ inline void raise_fd_limit() {
     }
 }
 
+inline double cpu_seconds() {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+           static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
 class server_process {
 public:
     /// `fill` adds accounts to the server before it starts.
@@ -44,20 +51,24 @@ public:
             boost::asio::io_context ioc;
             testing::server server(ioc.get_executor(), options);
             fill(server);
-            unsigned short port = 0;
-            if (!server.start()) port = server.port();
-            if (write(fds[1], &port, sizeof port) != sizeof port) _exit(1);
+            started st;
+            if (!server.start()) st.port = server.port();
+            st.setup_cpu = cpu_seconds();  // filling the maildrops is not serving them
+            if (write(fds[1], &st, sizeof st) != sizeof st) _exit(1);
             close(fds[1]);
             ioc.run_for(lifetime);
             _exit(0);
         }
         close(fds[1]);
-        if (read(fds[0], &port_, sizeof port_) != sizeof port_ || port_ == 0) {
+        started st;
+        if (read(fds[0], &st, sizeof st) != sizeof st || st.port == 0) {
             close(fds[0]);
             stop();
             throw std::runtime_error("the test server did not start");
         }
         close(fds[0]);
+        port_ = st.port;
+        setup_cpu_ = st.setup_cpu;
     }
     ~server_process() { stop(); }
     server_process(const server_process&) = delete;
@@ -65,7 +76,7 @@ public:
 
     unsigned short port() const noexcept { return port_; }
 
-    /// CPU seconds the server used, once stopped.
+    /// Stops the server; then server_cpu_seconds() is known.
     void stop() {
         if (pid_ <= 0) return;
         kill(pid_, SIGTERM);
@@ -76,20 +87,22 @@ public:
                       static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
         pid_ = -1;
     }
-    double server_cpu_seconds() const noexcept { return server_cpu_; }
+    /// CPU seconds the server used serving, once stopped: without the time
+    /// it took to fill its maildrops before it listened.
+    double server_cpu_seconds() const noexcept { return server_cpu_ - setup_cpu_; }
+    /// CPU seconds the server took to fill its maildrops.
+    double server_setup_cpu_seconds() const noexcept { return setup_cpu_; }
 
 private:
+    struct started {
+        unsigned short port = 0;
+        double setup_cpu = 0;
+    };
     pid_t pid_ = -1;
     unsigned short port_ = 0;
     double server_cpu_ = 0;
+    double setup_cpu_ = 0;
 };
-
-inline double cpu_seconds() {
-    rusage u{};
-    getrusage(RUSAGE_SELF, &u);
-    return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-           static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
-}
 
 inline long peak_rss_kib() {
     rusage u{};

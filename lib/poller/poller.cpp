@@ -3,6 +3,7 @@
 
 #include <boost/asio/append.hpp>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
@@ -32,7 +33,14 @@ class byte_budget {
 public:
     byte_budget(asio::any_io_executor ex, std::uint64_t capacity) : ex_(ex), capacity_(capacity) {}
 
-    /// False when the wait was cut short by cancel_waiters().
+    /// Takes `n` now if it fits and nobody waits before us.
+    bool try_reserve(std::uint64_t n) {
+        if (!waiters_.empty() || !fits(n)) return false;
+        take(n);
+        return true;
+    }
+
+    /// Waits for `n`; false when the wait was cut short by cancel_waiters().
     awaitable<bool> reserve(std::uint64_t n) {
         if (waiters_.empty() && fits(n)) {
             take(n);
@@ -364,11 +372,29 @@ private:
 
         batch b(ex_);
         b.pending = numbers.size() + stored.size();
-        for (std::uint64_t n : stored) asio::co_spawn(ex_, dele_task(s, n, b), asio::detached);
-        for (std::uint64_t n : numbers) {
-            auto it = by_number.find(n);
-            message_info info = it != by_number.end() ? it->second : message_info{n, 0, {}};
-            asio::co_spawn(ex_, message_task(s, a, std::move(info), b), asio::detached);
+        for (std::uint64_t n : stored) delete_stored(s, n, b);
+        // The messages go out in groups, one fetch each (its RETRs
+        // pipelined): a group takes every message the byte budget admits
+        // now; the first message of the next waits for room. One fetch per
+        // group, not per message, and callbacks instead of a coroutine per
+        // message: a swarm's CPU goes into the messages, not into machinery.
+        std::size_t next = 0;
+        while (next < numbers.size()) {
+            const message_info first = info_of(by_number, numbers[next]);
+            const bool granted = !stopping_ && !b.fatal &&
+                                 (budget_.try_reserve(first.octets) || co_await budget_.reserve(first.octets));
+            if (!granted || stopping_ || b.fatal) {
+                if (granted) budget_.release(first.octets);
+                b.pending -= numbers.size() - next;  // never asked for: nothing to tell the handler
+                break;
+            }
+            std::vector<message_info> group{first};
+            for (++next; next < numbers.size(); ++next) {
+                message_info info = info_of(by_number, numbers[next]);
+                if (!budget_.try_reserve(info.octets)) break;
+                group.push_back(std::move(info));
+            }
+            fetch_group(s, a, std::move(group), b);
         }
         while (b.pending != 0) co_await b.done.async_wait(tuple_awaitable);
         if (b.fatal) co_return b.fatal;
@@ -377,67 +403,78 @@ private:
         co_return ec;
     }
 
-    awaitable<void> message_task(session& s, account_state& a, message_info info, batch& b) {
-        auto self = shared_from_this();
-        const std::uint64_t reserved = info.octets;
-        const bool granted = !stopping_ && !b.fatal && co_await budget_.reserve(reserved);
-        if (granted && !stopping_ && !b.fatal) {
-            error_code message_ec;
-            fetch_callbacks cb;
-            cb.open = [&](const message_info& m) {
-                return handler_.open ? handler_.open(a.acct, m) : body_sink{};
-            };
-            cb.done = [&](const message_info&, error_code ec, const diagnostics& d) {
-                message_ec = ec;
-                if (!ec && !d.client_message().empty()) ++a.outcome.size_mismatches;  // a warning
-            };
-            std::vector<std::uint64_t> one{info.number};
-            auto [fatal] = co_await s.async_fetch(one, std::move(cb), tuple_awaitable);
-            if (fatal) message_ec = fatal;
-            // The handler hears of every message it opened, failed or not,
-            // so it can clean up; only a clean commit counts.
-            const error_code committed = co_await commit(a, info, message_ec);
-            if (!message_ec && !committed) {
+    static message_info info_of(const std::unordered_map<std::uint64_t, message_info>& by_number, std::uint64_t n) {
+        auto it = by_number.find(n);
+        return it != by_number.end() ? it->second : message_info{n, 0, {}};
+    }
+
+    /// One fetch for a group of messages whose octets the budget granted.
+    /// Each message then goes to the handler, is committed, deleted (delete
+    /// mode), and gives its octets back; the batch hears of each.
+    void fetch_group(session& s, account_state& a, std::vector<message_info> group, batch& b) {
+        // What the group reserved, by message: released whatever the session
+        // reports of the message's size.
+        auto reserved = std::make_shared<std::unordered_map<std::uint64_t, std::uint64_t>>();
+        std::vector<std::uint64_t> numbers;
+        numbers.reserve(group.size());
+        for (const auto& m : group) {
+            numbers.push_back(m.number);
+            reserved->emplace(m.number, m.octets);
+        }
+        fetch_callbacks cb;
+        cb.open = [this, &a](const message_info& m) { return handler_.open ? handler_.open(a.acct, m) : body_sink{}; };
+        cb.done = [this, &s, &a, &b, reserved](const message_info& m, error_code ec, const diagnostics& d) {
+            if (!ec && !d.client_message().empty()) ++a.outcome.size_mismatches;  // a warning
+            auto it = reserved->find(m.number);
+            const std::uint64_t octets = it != reserved->end() ? it->second : 0;
+            commit(s, a, m, octets, ec, b);
+        };
+        s.async_fetch(std::move(numbers), std::move(cb), [&b](error_code fatal) {
+            if (fatal && !b.fatal) b.fatal = fatal;
+        });
+    }
+
+    /// The handler hears of every message it was sent, failed or not, so it
+    /// can clean up; only a clean commit counts, and only that is deleted.
+    void commit(session& s, account_state& a, const message_info& m, std::uint64_t reserved, error_code ec, batch& b) {
+        auto after = [this, &s, &a, &b, number = m.number, listed = m.octets, reserved, ec](error_code committed) {
+            if (!ec && !committed) {
                 ++a.outcome.messages;
-                a.outcome.bytes += info.octets;
-                emit({poll_event_kind::message_committed, &a.acct, info.number, info.octets});
+                a.outcome.bytes += listed;
+                emit({poll_event_kind::message_committed, &a.acct, number, listed});
                 if (!a.acct.keep) {
-                    auto [dele_ec] = co_await s.async_dele(info.number, tuple_awaitable);
-                    if (!dele_ec) ++b.deleted;
-                    else if (is_fatal(dele_ec) && !b.fatal) b.fatal = dele_ec;
+                    s.async_dele(number, [this, &b, reserved](error_code dele_ec) {
+                        if (!dele_ec) ++b.deleted;
+                        else if (is_fatal(dele_ec) && !b.fatal) b.fatal = dele_ec;
+                        message_finished(reserved, b);
+                    });
+                    return;
                 }
-            } else if (!is_fatal(message_ec)) {
+            } else if (!is_fatal(ec)) {
                 // -ERR, over the cap, or refused by the handler. A message
                 // cut by a broken session is not counted: the session's
                 // error says it, and the retry fetches it again.
                 ++a.outcome.failed_messages;
             }
-            if (fatal && !b.fatal) b.fatal = fatal;
-            budget_.release(reserved);
-        } else if (granted) {
-            budget_.release(reserved);
-        }
+            message_finished(reserved, b);
+        };
+        if (!handler_.done) return after(ec);
+        handler_.done(a.acct, m, ec,
+                      asio::any_completion_handler<void(error_code)>(asio::bind_executor(ex_, std::move(after))));
+    }
+
+    void message_finished(std::uint64_t reserved, batch& b) {
+        budget_.release(reserved);
         if (--b.pending == 0) b.done.cancel();
     }
 
-    awaitable<void> dele_task(session& s, std::uint64_t number, batch& b) {
-        auto self = shared_from_this();
-        if (!stopping_ && !b.fatal) {
-            auto [ec] = co_await s.async_dele(number, tuple_awaitable);
+    /// Delete mode: a message stored in an earlier run, deleted unread.
+    void delete_stored(session& s, std::uint64_t number, batch& b) {
+        s.async_dele(number, [this, &b](error_code ec) {
             if (!ec) ++b.deleted;
             else if (is_fatal(ec) && !b.fatal) b.fatal = ec;
-        }
-        if (--b.pending == 0) b.done.cancel();
-    }
-
-    awaitable<error_code> commit(account_state& a, const message_info& info, error_code ec) {
-        if (!handler_.done) co_return ec;
-        auto [result] = co_await asio::async_initiate<decltype(tuple_awaitable), void(error_code)>(
-            [&](auto h) {
-                handler_.done(a.acct, info, ec, asio::any_completion_handler<void(error_code)>(std::move(h)));
-            },
-            tuple_awaitable);
-        co_return result;
+            if (--b.pending == 0) b.done.cancel();
+        });
     }
 
     asio::any_io_executor ex_;

@@ -415,14 +415,12 @@ void engine::start_read() {
     // small (most replies are short) and doubles while reads fill it, up to
     // read_size: a thousand sessions logging in do not hold 32 KiB each.
     const std::size_t want = read_chunk_ + options_.limits.max_status_line;
-    if (rbuf_.size() < want) rbuf_.resize(want);
-    if (rbeg_ == rend_) {
-        rbeg_ = rend_ = 0;
-    } else if (rbuf_.size() - rend_ < options_.read_size / 2 || rbeg_ > 0) {
+    if (rbeg_ != 0) {  // what is left unparsed moves to the front
         std::memmove(rbuf_.data(), rbuf_.data() + rbeg_, rend_ - rbeg_);
         rend_ -= rbeg_;
         rbeg_ = 0;
     }
+    rbuf_.grow(want, rend_);
     reading_ = true;
     arm_timer();
     stream_->async_read_some(asio::buffer(rbuf_.data() + rend_, rbuf_.size() - rend_),
@@ -484,20 +482,23 @@ void engine::process() {
                 break;
             }
             const std::size_t consumed = r.consumed;
-            const bool pending = req.on_body(*this, r.body, [self = shared_from_this(), gen = generation_,
-                                                             consumed, &req](error_code sink_ec) {
-                self->sink_busy_ = false;
-                if (gen != self->generation_) {
-                    // The session failed while the sink held a view into
-                    // the read buffer: only now may the buffer go.
-                    self->release_buffers();
-                    return;
-                }
-                if (sink_ec && !req.body_error) req.body_error = sink_ec;
-                self->rbeg_ += consumed;
-                self->touch();
-                self->pump();
-            });
+            auto make_resume = [this, consumed, &req] {
+                return resume_fn::handler_type([self = shared_from_this(), gen = generation_, consumed,
+                                                &req](error_code sink_ec) {
+                    self->sink_busy_ = false;
+                    if (gen != self->generation_) {
+                        // The session failed while the sink held a view into
+                        // the read buffer: only now may the buffer go.
+                        self->release_buffers();
+                        return;
+                    }
+                    if (sink_ec && !req.body_error) req.body_error = sink_ec;
+                    self->rbeg_ += consumed;
+                    self->touch();
+                    self->pump();
+                });
+            };
+            const bool pending = req.on_body(*this, r.body, resume_fn(make_resume));
             if (pending) {
                 sink_busy_ = true;
                 return;
@@ -584,7 +585,7 @@ void engine::close() noexcept {
 
 void engine::release_buffers() {
     if (rbeg_ != rend_ || reading_ || sink_busy_) return;
-    std::vector<char>().swap(rbuf_);
+    rbuf_.reset();
     rbeg_ = rend_ = 0;
     read_chunk_ = std::min<std::size_t>(initial_read_chunk, options_.read_size);
     pipe_.shrink();

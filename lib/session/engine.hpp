@@ -10,6 +10,7 @@
 // nothing is pending no operation is outstanding and the read buffer is
 // released: an idle session holds a socket and a few hundred bytes.
 
+#include "read_buffer.hpp"
 #include "requests.hpp"
 
 #include <pop3/pipeline.hpp>
@@ -109,7 +110,7 @@ private:
     error_code probe_message_start(std::string_view chunk);
 
     static constexpr std::size_t initial_read_chunk = 4096;
-    std::vector<char> rbuf_;
+    read_buffer rbuf_;
     std::size_t read_chunk_ = initial_read_chunk;
     std::size_t rbeg_ = 0;
     std::size_t rend_ = 0;

@@ -308,7 +308,7 @@ struct string_body_request final : typed_request<std::string> {
 /// Hands a chunk to a body_sink; returns true when the sink is asynchronous.
 bool write_to_sink(body_sink& sink, std::string_view chunk, const resume_fn& resume, error_code& sync_error) {
     if (sink.async_write) {
-        sink.async_write(chunk, asio::any_completion_handler<void(error_code)>(resume));
+        sink.async_write(chunk, resume.make());
         return true;
     }
     if (sink.write) sync_error = sink.write(chunk);

@@ -8,6 +8,7 @@
 #include <pop3/line_reader.hpp>
 #include <pop3/status_line.hpp>
 
+#include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/append.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/post.hpp>
@@ -38,8 +39,21 @@ void complete_posted(const boost::asio::any_io_executor& ex, Handler h, Args&&..
     boost::asio::post(ex, boost::asio::append(std::move(h), std::forward<Args>(args)...));
 }
 
-/// Calls `resume(ec)` when an asynchronous sink has stored a chunk.
-using resume_fn = std::function<void(error_code)>;
+/// Makes the completion an asynchronous sink calls once it has stored a
+/// chunk. Made only when a sink is asynchronous: a synchronous sink (the
+/// common case) costs no allocation per chunk.
+class resume_fn {
+public:
+    using handler_type = boost::asio::any_completion_handler<void(error_code)>;
+    template <class Maker>
+    explicit resume_fn(Maker& m) noexcept
+        : ctx_(&m), make_([](void* c) { return (*static_cast<Maker*>(c))(); }) {}
+    handler_type make() const { return make_(ctx_); }
+
+private:
+    void* ctx_;
+    handler_type (*make_)(void*);
+};
 
 struct request {
     command_kind kind = command_kind::noop;

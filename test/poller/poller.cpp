@@ -174,7 +174,9 @@ TEST_CASE("many accounts with mixed faults: each outcome right, the healthy not 
     CHECK(locked.diag.server_message() == "authentication failed");  // SCRAM-SHA-256, the strongest offered
 
     const auto& dropper = st.outcomes["dropper@127.0.0.1"];
-    CHECK(dropper.ec == error::eof_in_body);
+    // The server closes inside a message. If a DELE for an earlier message
+    // reached it unread, its close is a reset rather than an EOF.
+    CHECK((dropper.ec == error::eof_in_body || dropper.ec == asio::error::connection_reset));
     CHECK(dropper.attempts == 3);
     CHECK(dropper.retries.size() == 2);
     CHECK(server.messages("dropper").size() == 3);  // no QUIT ever: nothing deleted
