@@ -65,8 +65,9 @@ struct message_handler {
     std::function<body_sink(const account&, const message_info&)> open;
     /// Called once per message: `ec` is empty when it arrived whole. Call
     /// `committed` once it is durably stored (or with an error to refuse
-    /// it); only a message committed without error is deleted, and nothing
-    /// more is read for the account until then.
+    /// it), on the poller's executor (its associated executor); only a
+    /// message committed without error is deleted. The account's later
+    /// messages go on arriving meanwhile, within max_bytes_in_flight.
     std::function<void(const account&, const message_info&, error_code ec,
                        boost::asio::any_completion_handler<void(error_code)> committed)>
         done;

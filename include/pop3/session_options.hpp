@@ -94,11 +94,11 @@ struct session_options {
     /// more (no DELE can follow). Turn off only for a maildrop known to hold
     /// such messages.
     bool check_message_start = true;
-    /// Linux: re-arm TCP_QUICKACK after every read, so the server's short
-    /// replies are acknowledged at once. Without it, a server that holds a
-    /// short reply until its previous one is ACKed (Nagle) waits for the
-    /// client's delayed ACK: about 40 ms per login when USER and PASS are
-    /// pipelined. Costs one setsockopt per read.
+    /// Linux: re-arm TCP_QUICKACK after every read that leaves a reply still
+    /// due, so the server's short replies are acknowledged at once. Without
+    /// it, a server that holds a short reply until its previous one is ACKed
+    /// (Nagle) waits for the client's delayed ACK: about 40 ms per login
+    /// when USER and PASS are pipelined. Costs one setsockopt per such read.
     bool tcp_quickack = true;
     /// Octets asked for per read while replies are expected. The buffer is
     /// released when the session is idle.

@@ -428,12 +428,16 @@ void engine::start_read() {
                                  self->reading_ = false;
                                  if (gen != self->generation_) return;
                                  if (ec) return self->on_io_error(ec, true);
-                                 if (self->options_.tcp_quickack) self->stream_->after_read();
                                  if (self->rend_ + n == self->rbuf_.size())
                                      self->read_chunk_ = std::min(self->read_chunk_ * 2, self->options_.read_size);
                                  self->rend_ += n;
                                  self->touch();
                                  self->pump();
+                                 // Only a reply still due can be held back
+                                 // by the server's Nagle waiting for our ACK.
+                                 if (self->options_.tcp_quickack && self->stream_ &&
+                                     self->pipe_.front_in_flight() != nullptr)
+                                     self->stream_->after_read();
                              });
 }
 

@@ -77,7 +77,7 @@ struct account {
     std::vector<std::shared_ptr<const stored_message>> messages;
     std::optional<fault_plan> faults;
     bool locked = false;
-    std::vector<std::string> deleted;
+    std::vector<std::shared_ptr<const stored_message>> deleted;  // shared, not copied: a swarm deletes GBs
 };
 
 }  // namespace
@@ -727,7 +727,7 @@ struct connection : std::enable_shared_from_this<connection> {
             if (authorized) {
                 for (std::size_t i = acct->messages.size(); i-- > 0;) {
                     if (!marked[i]) continue;
-                    acct->deleted.push_back(acct->messages[i]->content);
+                    acct->deleted.push_back(acct->messages[i]);
                     acct->messages.erase(acct->messages.begin() + static_cast<std::ptrdiff_t>(i));
                 }
                 std::reverse(acct->deleted.end() - static_cast<std::ptrdiff_t>(
@@ -921,7 +921,10 @@ std::vector<std::string> server::uids(const std::string& user) const {
 
 std::vector<std::string> server::deleted(const std::string& user) const {
     auto it = impl_->accounts.find(user);
-    return it == impl_->accounts.end() ? std::vector<std::string>{} : it->second.deleted;
+    std::vector<std::string> out;
+    if (it != impl_->accounts.end())
+        for (const auto& m : it->second.deleted) out.push_back(m->content);
+    return out;
 }
 
 const std::string& server::certificate_pem() const noexcept { return impl_->identity.certificate_pem; }
