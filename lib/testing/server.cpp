@@ -22,6 +22,8 @@
 #include <array>
 #include <cctype>
 #include <deque>
+#include <functional>
+#include <queue>
 #include <unordered_set>
 
 namespace pop3::testing {
@@ -125,6 +127,21 @@ struct server::impl : std::enable_shared_from_this<impl> {
     }
 
     asio::awaitable<void> accept_loop();
+
+    // Replies wait out the propagation delay in one line for the whole
+    // server, ordered by release time, under one timer: a connection's
+    // writer sleeps until the line wakes it. (A timer per connection cost
+    // a timer-queue update and an extra wakeup for every reply.)
+    struct due_writer {
+        clock::time_point at;
+        std::weak_ptr<connection> c;
+        bool operator>(const due_writer& o) const noexcept { return at > o.at; }
+    };
+    std::priority_queue<due_writer, std::vector<due_writer>, std::greater<>> line;
+    asio::steady_timer line_timer{ex};
+    bool line_running = false;
+    void wake_at(clock::time_point at, std::weak_ptr<connection> c);
+    asio::awaitable<void> run_line();
 };
 
 // One client connection: a reader that answers commands as they arrive and
@@ -145,7 +162,7 @@ struct connection : std::enable_shared_from_this<connection> {
         std::string_view view() const { return shared ? std::string_view(shared->retr_reply) : std::string_view(bytes); }
     };
     std::deque<outgoing> out;
-    bool writer_idle = true;
+    bool in_line = false;  // the server's delay line will wake the writer
     bool closing = false;
     clock::time_point next_send{};
     std::uint64_t written = 0;
@@ -233,12 +250,28 @@ struct connection : std::enable_shared_from_this<connection> {
             if (bytes.empty() && !close_after) return;
         }
         out.push_back({arrived + round_trip(), std::move(bytes), close_after, nullptr});
-        wake.cancel();
+        queued();
     }
 
     void send_retr(clock::time_point arrived, std::shared_ptr<const stored_message> m) {
         if (faults->rewrite) return send(arrived, m->retr_reply);
         out.push_back({arrived + round_trip(), {}, false, std::move(m)});
+        queued();
+    }
+
+    // A reply joined `out`: the writer wakes when its release comes (a
+    // writer busy writing looks at `out` again once done).
+    void queued() {
+        if (in_line || out.size() != 1) return;
+        if (out.front().release <= clock::now()) {  // no delay to wait out
+            wake.cancel();
+            return;
+        }
+        in_line = true;
+        srv->wake_at(out.front().release, weak_from_this());
+    }
+    void woken() {
+        in_line = false;
         wake.cancel();
     }
 
@@ -286,19 +319,16 @@ struct connection : std::enable_shared_from_this<connection> {
         auto self = shared_from_this();
         const std::uint64_t bandwidth = srv->options.bandwidth;
         while (!closing) {
-            if (out.empty()) {
-                writer_idle = true;
+            if (out.empty() || clock::now() < out.front().release) {
+                if (!out.empty() && !in_line) {
+                    in_line = true;
+                    srv->wake_at(out.front().release, weak_from_this());
+                }
                 wake.expires_at(clock::time_point::max());
                 co_await wake.async_wait(use_tuple);
                 continue;
             }
-            writer_idle = false;
             outgoing& o = out.front();
-            if (clock::now() < o.release) {
-                wake.expires_at(o.release);
-                co_await wake.async_wait(use_tuple);
-                continue;
-            }
             if (bandwidth == 0 && drop_at == 0 && !faults->one_byte_writes && !o.close_after) {
                 // Every reply already due leaves in one gathered write, as a
                 // server's output buffer would: fewer system calls here and
@@ -834,6 +864,33 @@ struct connection : std::enable_shared_from_this<connection> {
         send(at, "-ERR unknown command\r\n");
     }
 };
+
+void server::impl::wake_at(clock::time_point at, std::weak_ptr<connection> c) {
+    const bool sooner = line.empty() || at < line.top().at;
+    line.push({at, std::move(c)});
+    if (!line_running) {
+        line_running = true;
+        asio::co_spawn(ex, run_line(), asio::detached);
+    } else if (sooner) {
+        line_timer.cancel();  // the line sleeps until a later time
+    }
+}
+
+asio::awaitable<void> server::impl::run_line() {
+    auto self = shared_from_this();
+    while (!line.empty()) {
+        const auto now = clock::now();
+        if (line.top().at > now) {
+            line_timer.expires_at(line.top().at);
+            co_await line_timer.async_wait(use_tuple);
+            continue;
+        }
+        auto c = line.top().c.lock();
+        line.pop();
+        if (c) c->woken();
+    }
+    line_running = false;
+}
 
 asio::awaitable<void> server::impl::accept_loop() {
     auto self = shared_from_this();
