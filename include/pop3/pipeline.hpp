@@ -66,12 +66,16 @@ public:
     void set_byte_budget(std::uint64_t budget) noexcept { budget_ = budget; }
 
     /// Queues a command; it waits until admitted.
-    void enqueue(command c) { queue_.push_back(std::move(c)); }
+    void enqueue(command c) {
+        queue_.push_back(std::move(c));
+        peak_ = std::max(peak_, queue_.size());
+    }
 
     /// Queues a command ahead of every waiting one (a SASL continuation,
     /// which belongs to the exchange in progress).
     void enqueue_front(command c) {
         queue_.insert(queue_.begin() + static_cast<std::ptrdiff_t>(in_flight_), std::move(c));
+        peak_ = std::max(peak_, queue_.size());
     }
 
     /// The oldest waiting command, if the window lets it in now; nullptr
@@ -181,14 +185,23 @@ public:
         return all;
     }
 
-    /// Frees the output buffer's memory (an idle session keeps nothing).
+    /// Frees what a burst of commands grew (an idle session keeps a few
+    /// hundred bytes). What one command at a time needs is kept: freeing
+    /// and allocating it again at every idle moment cost more than it saved.
     void shrink() {
-        if (out_.empty()) std::string().swap(out_);
-        if (queue_.empty()) std::deque<command>().swap(queue_);
+        if (out_.empty() && out_.capacity() > kept_output) std::string().swap(out_);
+        if (queue_.empty() && peak_ > kept_commands) std::deque<command>().swap(queue_);
+        if (queue_.empty()) peak_ = 0;
     }
 
 private:
+    static constexpr std::size_t kept_output = 256;
+    // A deque holds at least one block of 512 octets (libstdc++): as many
+    // commands as fit there cost nothing more to keep.
+    static constexpr std::size_t kept_commands = sizeof(command) < 512 ? 512 / sizeof(command) : 1;
+
     std::deque<command> queue_;  // [0, in_flight_) in flight, the rest waiting
+    std::size_t peak_ = 0;       // most commands queued since the last shrink
     std::size_t in_flight_ = 0;
     std::size_t depth_ = 1;
     std::uint64_t budget_ = 0;

@@ -32,6 +32,9 @@ namespace ssl = boost::asio::ssl;
 using tcp = asio::ip::tcp;
 using clock = std::chrono::steady_clock;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+// Replies due within this of each other leave together (one timer expiry
+// for a burst): a reply may leave up to a tenth of a millisecond early.
+constexpr auto release_slack = std::chrono::microseconds(100);
 
 namespace {
 
@@ -263,7 +266,7 @@ struct connection : std::enable_shared_from_this<connection> {
     // writer busy writing looks at `out` again once done).
     void queued() {
         if (in_line || out.size() != 1) return;
-        if (out.front().release <= clock::now()) {  // no delay to wait out
+        if (out.front().release <= clock::now() + release_slack) {  // no delay to wait out
             wake.cancel();
             return;
         }
@@ -319,7 +322,7 @@ struct connection : std::enable_shared_from_this<connection> {
         auto self = shared_from_this();
         const std::uint64_t bandwidth = srv->options.bandwidth;
         while (!closing) {
-            if (out.empty() || clock::now() < out.front().release) {
+            if (out.empty() || clock::now() + release_slack < out.front().release) {
                 if (!out.empty() && !in_line) {
                     in_line = true;
                     srv->wake_at(out.front().release, weak_from_this());
@@ -337,7 +340,7 @@ struct connection : std::enable_shared_from_this<connection> {
                 std::size_t count = 0, octets = 0;
                 const auto now = clock::now();
                 for (const outgoing& due : out) {
-                    if (due.release > now || due.close_after || octets >= 256 * 1024) break;
+                    if (due.release > now + release_slack || due.close_after || octets >= 256 * 1024) break;
                     const std::string_view bytes = due.view();
                     gather.emplace_back(asio::buffer(bytes.data(), bytes.size()));
                     octets += bytes.size();
@@ -880,7 +883,7 @@ asio::awaitable<void> server::impl::run_line() {
     auto self = shared_from_this();
     while (!line.empty()) {
         const auto now = clock::now();
-        if (line.top().at > now) {
+        if (line.top().at > now + release_slack) {
             line_timer.expires_at(line.top().at);
             co_await line_timer.async_wait(use_tuple);
             continue;
