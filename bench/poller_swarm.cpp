@@ -1,9 +1,10 @@
 // The poller on a swarm: N maildrops x M messages of about 4 KiB, a delay
 // each way, C sessions at once, one thread. The test server runs in a child
 // process. Prints wall time against the ideal: ceil(N / C) batches of one
-// session's round trips (greeting, CAPA, login, LIST+UIDL, RETR, DELE after
-// each commit, QUIT: 7) plus the transfer, and the client's peak RSS and CPU
-// time per message. Fails when a message arrived wrong or an account failed.
+// session's round trips (greeting, CAPA, login, LIST+UIDL, the RETRs, the
+// DELEs after the last commit, QUIT: 7; the transfer, a few ms of loopback
+// a batch, is left out), the client's peak RSS and CPU time per message, and
+// the server's CPU. Fails when a message arrived wrong or an account failed.
 //
 //   bench_poller_swarm [maildrops=10000] [messages=10] [one-way-ms=10] [concurrency=1000]
 
