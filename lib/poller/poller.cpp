@@ -367,8 +367,8 @@ private:
         }
         std::vector<std::uint64_t> stored;
         if (!a.acct.keep && a.acct.already_stored) stored = a.acct.already_stored(listing);
-        std::unordered_map<std::uint64_t, message_info> by_number;
-        for (auto& m : listing) by_number.emplace(m.number, std::move(m));
+        std::unordered_map<std::uint64_t, std::uint64_t> listed;  // number -> LIST size
+        for (const auto& m : listing) listed.emplace(m.number, m.octets);
 
         batch b(ex_);
         b.pending = numbers.size();
@@ -380,21 +380,20 @@ private:
         // message: a swarm's CPU goes into the messages, not into machinery.
         std::size_t next = 0;
         while (next < numbers.size()) {
-            const message_info first = info_of(by_number, numbers[next]);
+            const std::uint64_t first = listed_octets(listed, numbers[next]);
             const bool granted = !stopping_ && !b.fatal &&
-                                 (budget_.try_reserve(first.octets) || co_await budget_.reserve(first.octets));
+                                 (budget_.try_reserve(first) || co_await budget_.reserve(first));
             if (!granted || stopping_ || b.fatal) {
-                if (granted) budget_.release(first.octets);
+                if (granted) budget_.release(first);
                 b.pending -= numbers.size() - next;  // never asked for: nothing to tell the handler
                 break;
             }
-            std::vector<message_info> group{first};
+            std::vector<std::uint64_t> group{numbers[next]};
             for (++next; next < numbers.size(); ++next) {
-                message_info info = info_of(by_number, numbers[next]);
-                if (!budget_.try_reserve(info.octets)) break;
-                group.push_back(std::move(info));
+                if (!budget_.try_reserve(listed_octets(listed, numbers[next]))) break;
+                group.push_back(numbers[next]);
             }
-            fetch_group(s, a, std::move(group), b);
+            fetch_group(s, a, std::move(group), listed, b);
         }
         while (b.pending != 0) co_await b.done.async_wait(tuple_awaitable);
         if (b.fatal) co_return b.fatal;
@@ -412,35 +411,30 @@ private:
         co_return ec;
     }
 
-    static message_info info_of(const std::unordered_map<std::uint64_t, message_info>& by_number, std::uint64_t n) {
-        auto it = by_number.find(n);
-        return it != by_number.end() ? it->second : message_info{n, 0, {}};
+    /// What a message reserves of the byte budget: its LIST size.
+    static std::uint64_t listed_octets(const std::unordered_map<std::uint64_t, std::uint64_t>& listed,
+                                       std::uint64_t n) {
+        auto it = listed.find(n);
+        return it != listed.end() ? it->second : 0;
     }
 
     /// One fetch for a group of messages whose octets the budget granted.
     /// Each message then goes to the handler, is committed (and in delete
-    /// mode noted for DELE), and gives its octets back; the batch hears of
-    /// each.
-    void fetch_group(session& s, account_state& a, std::vector<message_info> group, batch& b) {
-        // What the group reserved, by message: released whatever the session
-        // reports of the message's size.
-        auto reserved = std::make_shared<std::unordered_map<std::uint64_t, std::uint64_t>>();
-        std::vector<std::uint64_t> numbers;
-        numbers.reserve(group.size());
-        for (const auto& m : group) {
-            numbers.push_back(m.number);
-            reserved->emplace(m.number, m.octets);
-        }
+    /// mode noted for DELE), and gives back the octets it reserved (its
+    /// LIST size, from `listed`); the batch hears of each, and of the
+    /// fetch's own end.
+    void fetch_group(session& s, account_state& a, std::vector<std::uint64_t> numbers,
+                     const std::unordered_map<std::uint64_t, std::uint64_t>& listed, batch& b) {
         fetch_callbacks cb;
         cb.open = [this, &a](const message_info& m) { return handler_.open ? handler_.open(a.acct, m) : body_sink{}; };
-        cb.done = [this, &a, &b, reserved](const message_info& m, error_code ec, const diagnostics& d) {
+        cb.done = [this, &a, &b, &listed](const message_info& m, error_code ec, const diagnostics& d) {
             if (!ec && !d.client_message().empty()) ++a.outcome.size_mismatches;  // a warning
-            auto it = reserved->find(m.number);
-            const std::uint64_t octets = it != reserved->end() ? it->second : 0;
-            commit(a, m, octets, ec, b);
+            commit(a, m, listed_octets(listed, m.number), ec, b);
         };
+        ++b.pending;  // the fetch's completion, which says whether the session broke
         s.async_fetch(std::move(numbers), std::move(cb), [&b](error_code fatal) {
             if (fatal && !b.fatal) b.fatal = fatal;
+            if (--b.pending == 0) b.done.cancel();
         });
     }
 
