@@ -276,6 +276,53 @@ TEST_CASE("only committed messages are deleted; keep mode and select") {
     CHECK(st.committed["keeper@127.0.0.1"][5] == mail[4]);
 }
 
+TEST_CASE("DELE only after the last commit, all of them in one burst before QUIT") {
+    asio::io_context ioc;
+    testing::server server(ioc.get_executor());
+    const auto mail = testing::generate_messages(spec(8, 3000, 21));
+    std::size_t commits = 0;                                    // commits the handler has made
+    std::vector<std::pair<std::string, std::size_t>> seen;      // command name, commits made by then
+    testing::fault_plan watch;
+    watch.rewrite = [&](std::string_view command, std::string&) {
+        seen.emplace_back(std::string(command.substr(0, command.find(' '))), commits);
+    };
+    server.add_account("watched", "pw", mail, watch);
+    REQUIRE(!server.start());
+    // Message n is committed n x 3 ms after it arrives: a DELE sent as each
+    // commit came would reach the server before the later commits.
+    message_handler h;
+    h.open = [](const account&, const message_info&) { return body_sink{}; };
+    h.done = [&](const account&, const message_info& m, error_code ec,
+                 asio::any_completion_handler<void(error_code)> committed) {
+        auto t = std::make_shared<asio::steady_timer>(ioc, std::chrono::milliseconds(3 * m.number));
+        t->async_wait([&, t, ec, c = std::move(committed)](error_code) mutable {
+            ++commits;
+            std::move(c)(ec);
+        });
+    };
+    store st;
+    poller p(ioc.get_executor(), h, st.options());
+    p.add(make_account(server, "watched", "pw"));
+    bool done = false;
+    p.async_run([&](error_code) { done = true; });
+    run_until(ioc, done);
+    const account_outcome& out = st.outcomes["watched@127.0.0.1"];
+    CHECK(!out.ec);
+    CHECK(out.messages == 8);
+    CHECK(out.deleted == 8);
+    CHECK(server.messages("watched").empty());
+    std::size_t deles = 0;
+    for (const auto& [name, commits_then] : seen) {
+        if (name != "DELE") continue;
+        ++deles;
+        CHECK(commits_then == 8);
+    }
+    CHECK(deles == 8);
+    REQUIRE(seen.size() >= 9);
+    CHECK(seen.back().first == "QUIT");
+    for (std::size_t i = seen.size() - 9; i + 1 < seen.size(); ++i) CHECK(seen[i].first == "DELE");
+}
+
 TEST_CASE("already_stored: deleted without being fetched, alongside the selected ones") {
     asio::io_context ioc;
     testing::server server(ioc.get_executor());

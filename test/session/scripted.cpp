@@ -4,12 +4,16 @@
 #include <pop3/session.hpp>
 #include <pop3/testing/scripted_stream.hpp>
 
+#include "../../lib/session/read_buffer.hpp"
 #include "../support/run.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <doctest/doctest.h>
+
+#include <cstring>
+#include <string_view>
 
 namespace asio = boost::asio;
 using namespace pop3;
@@ -196,4 +200,26 @@ TEST_CASE("USER refused: login reports USER's -ERR") {
         CHECK(d.code().kind == response_code_kind::auth);
         CHECK(s.state() == session_state::authorization);
     });
+}
+
+TEST_CASE("read buffers: growing keeps the octets asked for, and a buffer given back is used again") {
+    pop3::detail::read_buffer a;
+    a.grow(4096, 0);
+    REQUIRE(a.size() == 4096);
+    std::memcpy(a.data(), "unparsed", 8);
+    a.grow(8192, 8);
+    CHECK(a.size() == 8192);
+    CHECK(std::string_view(a.data(), 8) == "unparsed");
+    a.grow(100, 8);  // never shrinks
+    CHECK(a.size() == 8192);
+    char* const given_back = a.data();
+    a.reset();
+    CHECK(a.data() == nullptr);
+    CHECK(a.size() == 0);
+    pop3::detail::read_buffer b;
+    b.grow(8192, 0);
+    CHECK(b.data() == given_back);  // from this thread's cache, not the heap
+    pop3::detail::read_buffer c;
+    c.grow(8192, 0);
+    CHECK(c.data() != b.data());
 }
