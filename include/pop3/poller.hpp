@@ -28,6 +28,7 @@
 #include <pop3/diagnostics.hpp>
 #include <pop3/sasl.hpp>
 #include <pop3/session_options.hpp>
+#include <pop3/tls_session_cache.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
@@ -125,6 +126,11 @@ struct poller_options {
     std::size_t max_sessions_per_host = 32;  ///< 0: no per-host cap
     std::uint64_t max_bytes_in_flight = 64u << 20;
     retry_policy retry;
+    /// TLS sessions kept for resumption, shared by every session of the
+    /// poller whose account options give no cache of their own: the second
+    /// and later logins to a server skip its certificate chain and
+    /// signature. Null: every handshake is full.
+    std::shared_ptr<tls_session_cache> tls_sessions = std::make_shared<tls_session_cache>();
     std::function<void(const account_outcome&)> on_account_done;
     std::function<void(const poll_event&)> on_event;
 };

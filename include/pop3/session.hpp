@@ -365,6 +365,9 @@ public:
     const std::string& greeting() const noexcept { return core_.greeting_text(); }
     std::size_t pipeline_depth() const noexcept { return core_.pipeline_depth(); }
     bool is_encrypted() const noexcept { return core_.encrypted(); }
+    /// True when the TLS handshake resumed a session from
+    /// session_options::tls_session_cache (no certificate was sent).
+    bool tls_resumed() const noexcept { return core_.tls_resumed(); }
     /// The error that ended the session, if one did.
     error_code last_error() const noexcept { return core_.last_error(); }
     /// True when the session failed waiting for a command that was sent

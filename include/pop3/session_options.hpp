@@ -4,6 +4,7 @@
 #include <pop3/command.hpp>
 #include <pop3/limits.hpp>
 #include <pop3/pipeline.hpp>
+#include <pop3/tls_session_cache.hpp>
 
 #include <boost/asio/ssl/context.hpp>
 
@@ -47,6 +48,12 @@ struct session_options {
     /// handshake must present one of them (error::certificate_pin_mismatch),
     /// in addition to normal verification.
     std::vector<std::string> tls_pins;
+    /// Where TLS sessions are kept for resumption: set, a connection to a
+    /// server this cache has a session of (same name, port, context and
+    /// pins) resumes it, and a new session is stored once the server sends
+    /// one. Null (the default for a lone session): every handshake is full.
+    /// The poller gives all its sessions one.
+    std::shared_ptr<pop3::tls_session_cache> tls_session_cache;
     /// How long the TLS handshake after STLS may take.
     std::chrono::milliseconds handshake_timeout{std::chrono::seconds(30)};
 

@@ -322,6 +322,7 @@ private:
     awaitable<error_code> poll_once(account_state& a, diagnostics& diag) {
         session_options options = a.acct.options;
         if (a.lockstep) options.pipeline.depth = 1;
+        if (!options.tls_session_cache) options.tls_session_cache = options_.tls_sessions;
         session s(ex_, std::move(options));
         error_code ec = co_await poll_session(s, a, diag);
         if (ec == error::session_failed && s.last_error()) ec = s.last_error();  // the cause, not its echo

@@ -62,6 +62,7 @@ void engine::connect(std::string host, std::string port, diagnostics* d, handler
     arm_timer();
 
     server_name_ = options_.tls_server_name.empty() ? host : options_.tls_server_name;
+    port_ = port;
     connect_diag_ = d;
     if (d != nullptr) d->clear();
     std::string server_name = server_name_;
@@ -75,6 +76,7 @@ void engine::connect(std::string host, std::string port, diagnostics* d, handler
                 auto stream = std::make_unique<tls_stream>(self->ex_, *self->options_.tls_context);
                 auto& tls = stream->stream();
                 if (auto tls_ec = prepare_client_tls(tls, server_name)) return self->connect_done(tls_ec);
+                self->offer_tls_session(tls.native_handle());
                 self->stream_ = std::move(stream);
                 asio::async_connect(
                     tls.next_layer(), results,
@@ -85,6 +87,7 @@ void engine::connect(std::string host, std::string port, diagnostics* d, handler
                         tls.async_handshake(asio::ssl::stream_base::client, [self, &tls](error_code ec3) {
                             if (self->state_ == session_state::failed) return;
                             if (!ec3) ec3 = check_pins(tls.native_handle(), self->options_.tls_pins);
+                            if (!ec3) self->tls_store_pending_ = self->options_.tls_session_cache != nullptr;
                             self->connect_done(ec3);
                         });
                     });
@@ -207,6 +210,7 @@ void engine::begin_tls(handler<> h) {
         fail_session(ec);
         return complete(std::move(h), ec);
     }
+    offer_tls_session(tls->stream().native_handle());
     auto& ssl = tls->stream();
     stream_ = std::move(tls);
     release_buffers();
@@ -227,6 +231,7 @@ void engine::begin_tls(handler<> h) {
                                 self->fail_session(ec);
                                 return complete(std::move(h), ec);
                             }
+                            self->tls_store_pending_ = self->options_.tls_session_cache != nullptr;
                             // What was learned in plaintext is not trusted (RFC 2595 section 4).
                             self->caps_.reset();
                             if (self->options_.pipeline.depth == 0) self->pipe_.set_depth(1);
@@ -234,6 +239,32 @@ void engine::begin_tls(handler<> h) {
                             complete(std::move(h), {});
                             self->pump();
                         });
+}
+
+// ---------------------------------------------------------------------------
+// TLS session resumption
+
+void engine::offer_tls_session(SSL* ssl) {
+    if (!options_.tls_session_cache) return;
+    tls_key_ = tls_session_key(ssl, server_name_, port_, options_.tls_pins);
+    detail::offer_tls_session(ssl, *options_.tls_session_cache, tls_key_);
+}
+
+void engine::store_tls_session() {
+    auto* tls = dynamic_cast<tls_stream*>(stream_.get());
+    if (tls == nullptr) return;
+    SSL* ssl = tls->stream().native_handle();
+    SSL_SESSION* s = SSL_get_session(ssl);  // no reference taken
+    // TLS 1.3: resumable once the server's ticket has been read, which
+    // comes with or before the first reply after the handshake.
+    if (s == nullptr || SSL_SESSION_is_resumable(s) != 1) return;
+    options_.tls_session_cache->store(tls_key_, s);
+    tls_store_pending_ = false;
+}
+
+bool engine::tls_resumed() const noexcept {
+    auto* tls = dynamic_cast<tls_stream*>(stream_.get());
+    return tls != nullptr && SSL_session_reused(tls->stream().native_handle()) == 1;
 }
 
 std::uint64_t engine::expected_size(std::uint64_t number) const {
@@ -432,6 +463,7 @@ void engine::start_read() {
                                      self->read_chunk_ = std::min(self->read_chunk_ * 2, self->options_.read_size);
                                  self->rend_ += n;
                                  self->touch();
+                                 if (self->tls_store_pending_) self->store_tls_session();
                                  self->pump();
                                  // Only a reply still due can be held back
                                  // by the server's Nagle waiting for our ACK.

@@ -69,6 +69,7 @@ public:
     const std::string& greeting() const noexcept { return greeting_; }
     std::size_t depth() const noexcept { return pipe_.depth(); }
     bool encrypted() const noexcept { return stream_ && stream_->encrypted(); }
+    bool tls_resumed() const noexcept;
     bool has_apop_timestamp() const noexcept;
     void adopt_stream(std::unique_ptr<any_stream> stream) { stream_ = std::move(stream); }
 
@@ -143,6 +144,14 @@ private:
     bool connecting_ = false;
     bool upgrading_ = false;   // the STLS handshake is running
     std::string server_name_;  // what the certificate must name
+    std::string port_;
+    // With a tls_session_cache: the key the session is offered and stored
+    // under, and whether the server's session is still to be stored (TLS
+    // 1.3 sends it after the handshake: it is looked for after each read).
+    std::string tls_key_;
+    bool tls_store_pending_ = false;
+    void offer_tls_session(SSL* ssl);
+    void store_tls_session();
     std::unique_ptr<boost::asio::ip::tcp::resolver> resolver_;
     handler<> connect_handler_;
 };

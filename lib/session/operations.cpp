@@ -906,6 +906,7 @@ const capabilities* session_core::known_capabilities() const noexcept {
 const std::string& session_core::greeting_text() const noexcept { return engine_->greeting(); }
 std::size_t session_core::pipeline_depth() const noexcept { return engine_->depth(); }
 bool session_core::encrypted() const noexcept { return engine_->encrypted(); }
+bool session_core::tls_resumed() const noexcept { return engine_->tls_resumed(); }
 error_code session_core::last_error() const noexcept { return engine_->last_error(); }
 bool session_core::failed_on_pipelined_command() const noexcept { return engine_->failed_on_pipelined_command(); }
 void session_core::close() noexcept { engine_->close(); }

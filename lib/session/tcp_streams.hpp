@@ -4,6 +4,7 @@
 // The streams async_connect builds: plain TCP, or TLS over TCP. Not installed.
 
 #include <pop3/detail/any_stream.hpp>
+#include <pop3/tls_session_cache.hpp>
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/stream.hpp>
@@ -26,6 +27,14 @@ error_code prepare_client_tls(boost::asio::ssl::stream<boost::asio::ip::tcp::soc
 
 /// Checks the peer's public key against the pins (none: no check).
 error_code check_pins(SSL* ssl, const std::vector<std::string>& pins);
+
+/// What a TLS session is stored under in a tls_session_cache: the server
+/// name verified, the port, the TLS context (by a number of its own) and the
+/// pins. Only a connection that would verify the same way may resume it.
+std::string tls_session_key(SSL* ssl, const std::string& server_name, const std::string& port,
+                            const std::vector<std::string>& pins);
+/// Offers the session stored under `key`, if any, for resumption.
+void offer_tls_session(SSL* ssl, const tls_session_cache& cache, const std::string& key);
 
 }  // namespace pop3::detail
 

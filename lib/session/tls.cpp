@@ -1,6 +1,7 @@
 #include "tcp_streams.hpp"
 
 #include <pop3/session_options.hpp>
+#include <pop3/tls_session_cache.hpp>
 
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ssl/error.hpp>
@@ -10,6 +11,12 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+
+#include <atomic>
+#include <iterator>
+#include <list>
+#include <mutex>
+#include <unordered_map>
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -106,5 +113,112 @@ error_code prepare_client_tls(boost::asio::ssl::stream<boost::asio::ip::tcp::soc
     return {};
 }
 
+namespace {
+
+// A number for each TLS context, never reused (an address can be, once a
+// context is gone): a session verified under one context's trust is never
+// offered under another's.
+std::uint64_t context_id(SSL_CTX* ctx) {
+    static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+    static std::mutex mutex;
+    static std::uint64_t next = 0;
+    std::lock_guard<std::mutex> lock(mutex);
+    auto id = reinterpret_cast<std::uintptr_t>(SSL_CTX_get_ex_data(ctx, index));
+    if (id == 0) {
+        id = ++next;
+        SSL_CTX_set_ex_data(ctx, index, reinterpret_cast<void*>(id));
+    }
+    return id;
+}
+
+}  // namespace
+
+std::string tls_session_key(SSL* ssl, const std::string& server_name, const std::string& port,
+                            const std::vector<std::string>& pins) {
+    std::string key = server_name;
+    key += '\n';
+    key += port;
+    key += '\n';
+    key += std::to_string(context_id(SSL_get_SSL_CTX(ssl)));
+    for (const auto& p : pins) {
+        key += '\n';
+        key += p;
+    }
+    return key;
+}
+
+void offer_tls_session(SSL* ssl, const tls_session_cache& cache, const std::string& key) {
+    if (SSL_SESSION* s = cache.find(key)) {
+        SSL_set_session(ssl, s);  // takes a reference of its own
+        SSL_SESSION_free(s);
+    }
+}
+
 }  // namespace detail
+}  // namespace pop3
+
+// ---------------------------------------------------------------------------
+// tls_session_cache
+
+namespace pop3 {
+
+struct tls_session_cache::impl {
+    struct entry {
+        SSL_SESSION* session;
+        std::list<std::string>::iterator age;
+    };
+    std::size_t capacity;
+    mutable std::mutex mutex;
+    std::unordered_map<std::string, entry> entries;
+    std::list<std::string> ages;  // oldest first
+
+    void drop(std::unordered_map<std::string, entry>::iterator it) {
+        SSL_SESSION_free(it->second.session);
+        ages.erase(it->second.age);
+        entries.erase(it);
+    }
+};
+
+tls_session_cache::tls_session_cache(std::size_t capacity) : impl_(std::make_unique<impl>()) {
+    impl_->capacity = capacity == 0 ? 1 : capacity;
+}
+
+tls_session_cache::~tls_session_cache() {
+    for (auto& [key, e] : impl_->entries) SSL_SESSION_free(e.session);
+}
+
+SSL_SESSION* tls_session_cache::find(const std::string& key) const {
+    std::lock_guard<std::mutex> lock(impl_->mutex);
+    auto it = impl_->entries.find(key);
+    if (it == impl_->entries.end()) return nullptr;
+    // Each connection gets a copy of its own: OpenSSL may mark the session a
+    // connection uses (not resumable, when it ends without close_notify),
+    // and connections on other threads may use it at the same time.
+    return SSL_SESSION_dup(it->second.session);
+}
+
+void tls_session_cache::store(const std::string& key, SSL_SESSION* s) {
+    if (s == nullptr || SSL_SESSION_is_resumable(s) != 1) return;
+    // A copy: OpenSSL marks a connection's own session not resumable when
+    // the connection ends without close_notify (a server that drops the
+    // connection after QUIT), which would spoil the one kept here.
+    SSL_SESSION* copy = SSL_SESSION_dup(s);
+    if (copy == nullptr) return;
+    std::lock_guard<std::mutex> lock(impl_->mutex);
+    if (auto it = impl_->entries.find(key); it != impl_->entries.end()) impl_->drop(it);
+    while (impl_->entries.size() >= impl_->capacity) impl_->drop(impl_->entries.find(impl_->ages.front()));
+    impl_->ages.push_back(key);
+    impl_->entries.emplace(key, impl::entry{copy, std::prev(impl_->ages.end())});
+}
+
+void tls_session_cache::erase(const std::string& key) {
+    std::lock_guard<std::mutex> lock(impl_->mutex);
+    if (auto it = impl_->entries.find(key); it != impl_->entries.end()) impl_->drop(it);
+}
+
+std::size_t tls_session_cache::size() const {
+    std::lock_guard<std::mutex> lock(impl_->mutex);
+    return impl_->entries.size();
+}
+
 }  // namespace pop3

@@ -247,6 +247,11 @@ struct connection : std::enable_shared_from_this<connection> {
 
     clock::duration round_trip() const { return 2 * srv->options.one_way_delay; }
 
+    void count_handshake() {
+        ++srv->stats.tls_handshakes;
+        if (SSL_session_reused(tls->native_handle()) == 1) ++srv->stats.tls_resumed;
+    }
+
     void send(clock::time_point arrived, std::string bytes, bool close_after = false) {
         if (faults->rewrite) {
             faults->rewrite(current_command, bytes);
@@ -410,6 +415,7 @@ struct connection : std::enable_shared_from_this<connection> {
                 close();
                 co_return;
             }
+            count_handshake();
         }
         asio::co_spawn(srv->ex, writer(), asio::detached);
         last_command = clock::now();
@@ -455,6 +461,7 @@ struct connection : std::enable_shared_from_this<connection> {
                 auto [hec] = co_await tls->async_handshake(ssl::stream_base::server, use_tuple);
                 upgrade_pending = false;
                 if (hec) break;
+                count_handshake();
             }
         }
         close();

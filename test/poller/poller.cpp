@@ -323,6 +323,39 @@ TEST_CASE("DELE only after the last commit, all of them in one burst before QUIT
     for (std::size_t i = seen.size() - 9; i + 1 < seen.size(); ++i) CHECK(seen[i].first == "DELE");
 }
 
+TEST_CASE("TLS: the poller's sessions resume the TLS session of the first login to a server") {
+    for (const bool resume : {true, false}) {
+        CAPTURE(resume);
+        asio::io_context ioc;
+        testing::server_options so;
+        so.tls = testing::server_options::tls_mode::stls;
+        testing::server server(ioc.get_executor(), so);
+        for (int i = 0; i < 6; ++i)
+            server.add_account("t" + std::to_string(i), "pw", testing::generate_messages(spec(2, 2000, 60 + i)));
+        REQUIRE(!server.start());
+        store st;
+        poller_options o = st.options();
+        o.max_sessions = 1;  // one after another: each login can find the one before
+        if (!resume) o.tls_sessions = nullptr;
+        poller p(ioc.get_executor(), st.handler(), o);
+        const auto context = server.client_tls_context();
+        for (int i = 0; i < 6; ++i) {
+            account a = make_account(server, "t" + std::to_string(i), "pw");
+            a.options.tls = tls_policy::required;
+            a.options.allow_plaintext_auth = false;
+            a.options.tls_context = context;
+            p.add(std::move(a));
+        }
+        bool done = false;
+        p.async_run([&](error_code) { done = true; });
+        run_until(ioc, done);
+        for (const auto& [id, out] : st.outcomes) CHECK_MESSAGE(!out.ec, id);
+        CHECK(st.outcomes.size() == 6);
+        CHECK(server.stats().tls_handshakes == 6);
+        CHECK(server.stats().tls_resumed == (resume ? 5u : 0u));
+    }
+}
+
 TEST_CASE("already_stored: deleted without being fetched, alongside the selected ones") {
     asio::io_context ioc;
     testing::server server(ioc.get_executor());

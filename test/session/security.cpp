@@ -379,3 +379,89 @@ TEST_CASE("EXTERNAL: the TLS client certificate is the credential") {
         CHECK(ec == error::server_refused);
     });
 }
+
+TEST_CASE("TLS session resumption: the same server resumes; another context, name or pin does not") {
+    for (auto kind : {testing::server_options::tls_mode::implicit, testing::server_options::tls_mode::stls}) {
+        testing::server_options so;
+        so.tls = kind;
+        tls_fixture f(so);
+        const transport mode =
+            kind == testing::server_options::tls_mode::implicit ? transport::implicit_tls : transport::plain;
+        CAPTURE(static_cast<int>(mode));
+        auto cache = std::make_shared<tls_session_cache>();
+        const auto context = f.server.client_tls_context();
+        // One connection: connect, log in, fetch a message, quit. Returns
+        // whether its handshake resumed a session.
+        auto once = [&](session_options o, std::string host) -> awaitable<bool> {
+            session s(f.ioc, std::move(o));
+            co_await s.async_connect(host, f.port(), use_awaitable);
+            co_await s.async_authenticate(password(auth_mechanism::user_pass), use_awaitable);
+            auto body = co_await s.async_retr(1, use_awaitable);
+            CHECK(body == f.mail[0]);
+            const bool resumed = s.tls_resumed();
+            co_await s.async_quit(use_awaitable);
+            co_return resumed;
+        };
+        pop3::test::run(f.ioc, [&]() -> awaitable<void> {
+            session_options o = f.client(mode);
+            o.tls_context = context;
+            o.tls_session_cache = cache;
+            CHECK(!co_await once(o, "127.0.0.1"));  // nothing to resume yet
+            CHECK(cache->size() == 1);
+            CHECK(co_await once(o, "127.0.0.1"));
+            CHECK(co_await once(o, "127.0.0.1"));  // and again: a ticket is not used up
+
+            session_options other_context = o;
+            other_context.tls_context = f.server.client_tls_context();  // the same trust, another context
+            CHECK(!co_await once(other_context, "127.0.0.1"));
+
+            session_options other_name = o;
+            other_name.tls_server_name = "localhost";  // the certificate names it too
+            CHECK(!co_await once(other_name, "127.0.0.1"));
+
+            session_options pinned = o;
+            pinned.tls_pins = {public_key_pin(f.server.certificate_pem())};
+            CHECK(!co_await once(pinned, "127.0.0.1"));
+            CHECK(co_await once(pinned, "127.0.0.1"));
+
+            session_options no_cache = o;
+            no_cache.tls_session_cache = nullptr;
+            CHECK(!co_await once(no_cache, "127.0.0.1"));
+            CHECK(cache->size() == 4);  // one per name, context and pins
+        });
+    }
+}
+
+TEST_CASE("TLS session cache: bounded, the oldest first out") {
+    testing::server_options so;
+    so.tls = testing::server_options::tls_mode::implicit;
+    tls_fixture f(so);
+    auto cache = std::make_shared<tls_session_cache>(2);
+    pop3::test::run(f.ioc, [&]() -> awaitable<void> {
+        std::vector<std::shared_ptr<asio::ssl::context>> contexts;
+        for (int i = 0; i < 3; ++i) {
+            contexts.push_back(f.server.client_tls_context());
+            session_options o = f.client(transport::implicit_tls);
+            o.tls_context = contexts.back();
+            o.tls_session_cache = cache;
+            session s(f.ioc, o);
+            co_await s.async_connect("127.0.0.1", f.port(), use_awaitable);
+            co_await s.async_quit(use_awaitable);
+            CHECK(cache->size() == std::min(i + 1, 2));
+        }
+        // The first context's session went out when the third came in.
+        session_options first = f.client(transport::implicit_tls);
+        first.tls_context = contexts[0];
+        first.tls_session_cache = cache;
+        session s(f.ioc, first);
+        co_await s.async_connect("127.0.0.1", f.port(), use_awaitable);
+        CHECK(!s.tls_resumed());
+        co_await s.async_quit(use_awaitable);
+        session_options third = first;
+        third.tls_context = contexts[2];
+        session s3(f.ioc, third);
+        co_await s3.async_connect("127.0.0.1", f.port(), use_awaitable);
+        CHECK(s3.tls_resumed());
+        co_await s3.async_quit(use_awaitable);
+    });
+}

@@ -79,6 +79,7 @@ public:
     const std::string& greeting_text() const noexcept;
     std::size_t pipeline_depth() const noexcept;
     bool encrypted() const noexcept;
+    bool tls_resumed() const noexcept;
     error_code last_error() const noexcept;
     bool failed_on_pipelined_command() const noexcept;
     void close() noexcept;

@@ -148,6 +148,8 @@ struct server_stats {
     std::uint64_t commands = 0;
     std::uint64_t logins = 0;
     std::uint64_t bytes_out = 0;
+    std::uint64_t tls_handshakes = 0;
+    std::uint64_t tls_resumed = 0;  ///< handshakes that resumed a session
 };
 
 class server {
