@@ -36,7 +36,9 @@ public:
     /// Stores a copy of `s` for `key`, replacing the one there. Used by
     /// sessions; a session that is not resumable is not stored.
     void store(const std::string& key, SSL_SESSION* s);
-    /// Forgets the session for `key` (the server refused to resume it).
+    /// Forgets the session for `key`. Used by sessions when a handshake
+    /// with that server fails verification: an older session must not let
+    /// a later connection skip the check that just failed.
     void erase(const std::string& key);
 
     std::size_t size() const;

@@ -87,7 +87,7 @@ void engine::connect(std::string host, std::string port, diagnostics* d, handler
                         tls.async_handshake(asio::ssl::stream_base::client, [self, &tls](error_code ec3) {
                             if (self->state_ == session_state::failed) return;
                             if (!ec3) ec3 = check_pins(tls.native_handle(), self->options_.tls_pins);
-                            if (!ec3) self->tls_store_pending_ = self->options_.tls_session_cache != nullptr;
+                            self->after_handshake(ec3);
                             self->connect_done(ec3);
                         });
                     });
@@ -227,11 +227,11 @@ void engine::begin_tls(handler<> h) {
                                                                                : self->failure_);
                             }
                             if (!ec) ec = check_pins(ssl.native_handle(), self->options_.tls_pins);
+                            self->after_handshake(ec);
                             if (ec) {
                                 self->fail_session(ec);
                                 return complete(std::move(h), ec);
                             }
-                            self->tls_store_pending_ = self->options_.tls_session_cache != nullptr;
                             // What was learned in plaintext is not trusted (RFC 2595 section 4).
                             self->caps_.reset();
                             if (self->options_.pipeline.depth == 0) self->pipe_.set_depth(1);
@@ -248,6 +248,17 @@ void engine::offer_tls_session(SSL* ssl) {
     if (!options_.tls_session_cache) return;
     tls_key_ = tls_session_key(ssl, server_name_, port_, options_.tls_pins);
     detail::offer_tls_session(ssl, *options_.tls_session_cache, tls_key_);
+}
+
+void engine::after_handshake(error_code ec) {
+    if (!options_.tls_session_cache) return;
+    if (ec) {
+        // A server that failed verification (or a pin) just now is not
+        // trusted on the strength of an older session either.
+        options_.tls_session_cache->erase(tls_key_);
+        return;
+    }
+    tls_store_pending_ = true;
 }
 
 void engine::store_tls_session() {

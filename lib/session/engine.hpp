@@ -151,6 +151,7 @@ private:
     std::string tls_key_;
     bool tls_store_pending_ = false;
     void offer_tls_session(SSL* ssl);
+    void after_handshake(error_code ec);
     void store_tls_session();
     std::unique_ptr<boost::asio::ip::tcp::resolver> resolver_;
     handler<> connect_handler_;

@@ -465,3 +465,41 @@ TEST_CASE("TLS session cache: bounded, the oldest first out") {
         co_await s3.async_quit(use_awaitable);
     });
 }
+
+TEST_CASE("TLS session cache: a failed verification forgets the server's session") {
+    asio::io_context ioc;
+    testing::server_options so;
+    so.tls = testing::server_options::tls_mode::implicit;
+    auto first = std::make_unique<testing::server>(ioc.get_executor(), so);
+    first->add_account("alice", "wonderland", testing::generate_messages({}));
+    REQUIRE(!first->start());
+    const auto port = first->port();
+    auto cache = std::make_shared<tls_session_cache>();
+    session_options o;
+    o.mode = transport::implicit_tls;
+    o.tls_context = first->client_tls_context();  // trusts the first server's certificate only
+    o.tls_session_cache = cache;
+    o.reply_timeout = std::chrono::seconds(5);
+    pop3::test::run(ioc, [&]() -> awaitable<void> {
+        session s(ioc, o);
+        co_await s.async_connect("127.0.0.1", std::to_string(port), use_awaitable);
+        co_await s.async_quit(use_awaitable);
+    });
+    REQUIRE(cache->size() == 1);
+    first->stop();
+    first.reset();
+    // Another server on the same port, with a certificate of its own that
+    // the context does not trust: the handshake fails, and the session kept
+    // for this name and port goes.
+    so.port = port;
+    testing::server second(ioc.get_executor(), so);
+    second.add_account("alice", "wonderland", testing::generate_messages({}));
+    REQUIRE(!second.start());
+    pop3::test::run(ioc, [&]() -> awaitable<void> {
+        session s(ioc, o);
+        auto [ec] = co_await s.async_connect("127.0.0.1", std::to_string(port), tuple_awaitable);
+        CHECK(ec);
+        CHECK(!s.tls_resumed());
+    });
+    CHECK(cache->size() == 0);
+}
