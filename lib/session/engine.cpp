@@ -261,10 +261,14 @@ void engine::after_handshake(error_code ec) {
     tls_store_pending_ = true;
 }
 
-void engine::store_tls_session() {
+SSL* engine::tls_handle() const noexcept {
     auto* tls = dynamic_cast<tls_stream*>(stream_.get());
-    if (tls == nullptr) return;
-    SSL* ssl = tls->stream().native_handle();
+    return tls != nullptr ? tls->stream().native_handle() : nullptr;
+}
+
+void engine::store_tls_session() {
+    SSL* ssl = tls_handle();
+    if (ssl == nullptr) return;
     SSL_SESSION* s = SSL_get_session(ssl);  // no reference taken
     // TLS 1.3: resumable once the server's ticket has been read, which
     // comes with or before the first reply after the handshake.
@@ -274,8 +278,8 @@ void engine::store_tls_session() {
 }
 
 bool engine::tls_resumed() const noexcept {
-    auto* tls = dynamic_cast<tls_stream*>(stream_.get());
-    return tls != nullptr && SSL_session_reused(tls->stream().native_handle()) == 1;
+    SSL* ssl = tls_handle();
+    return ssl != nullptr && SSL_session_reused(ssl) == 1;
 }
 
 std::uint64_t engine::expected_size(std::uint64_t number) const {

@@ -150,6 +150,7 @@ private:
     // 1.3 sends it after the handshake: it is looked for after each read).
     std::string tls_key_;
     bool tls_store_pending_ = false;
+    SSL* tls_handle() const noexcept;  // the stream's SSL when async_connect made it TLS
     void offer_tls_session(SSL* ssl);
     void after_handshake(error_code ec);
     void store_tls_session();

@@ -18,6 +18,12 @@ constexpr std::string_view header = "pop3fetch-uids 1";
 
 error_code last_error() { return error_code(errno, boost::system::system_category()); }
 
+// The failure a test injected at step `s` (set_fault_hook), if any.
+error_code fault_at(step s) {
+    const int e = injected_fault(s);
+    return e != 0 ? error_code(e, boost::system::system_category()) : error_code();
+}
+
 std::uint64_t fnv1a(std::uint64_t h, std::string_view s) {
     for (unsigned char c : s) {
         h ^= c;
@@ -206,14 +212,14 @@ error_code uid_state::record(const std::string& uid) {
             if (journal_fd_ < 0) return last_error();
         }
         const std::string line = uid + "\n";
-        if (const int e = injected_fault(step::journal_write)) return error_code(e, boost::system::system_category());
+        if (auto ec = fault_at(step::journal_write)) return ec;
         if (auto ec = write_all(journal_fd_, line)) return ec;
         uids_.insert(uid);
         dirty_ = true;
     }
     // Concurrent deliveries of the account share one fdatasync.
     return journal_sync_.sync([this] {
-        if (const int e = injected_fault(step::journal_sync)) return error_code(e, boost::system::system_category());
+        if (auto ec = fault_at(step::journal_sync)) return ec;
         return ::fdatasync(journal_fd_) == 0 ? error_code() : last_error();
     });
 }
@@ -247,16 +253,12 @@ error_code uid_state::save(const std::unordered_set<std::string>* on_server) {
     const std::string tmp = state_path_ + ".tmp";
     const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) return last_error();
-    const auto fault = [](step s) {
-        const int e = injected_fault(s);
-        return e != 0 ? error_code(e, boost::system::system_category()) : error_code();
-    };
-    error_code ec = fault(step::state_write);
+    error_code ec = fault_at(step::state_write);
     if (!ec) ec = write_all(fd, text);
-    if (!ec) ec = fault(step::state_fsync);
+    if (!ec) ec = fault_at(step::state_fsync);
     if (!ec && ::fsync(fd) != 0) ec = last_error();
     ::close(fd);
-    if (!ec) ec = fault(step::state_rename);
+    if (!ec) ec = fault_at(step::state_rename);
     if (!ec && ::rename(tmp.c_str(), state_path_.c_str()) != 0) ec = last_error();
     if (!ec) ec = sync_directory(dir_);
     if (ec) {
