@@ -35,6 +35,11 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 // Replies due within this of each other leave together (one timer expiry
 // for a burst): a reply may leave up to a tenth of a millisecond early.
 constexpr auto release_slack = std::chrono::microseconds(100);
+// Whether a reply released at `release` may leave at `now`: every place
+// that decides must agree, or a writer woken early would sleep again.
+namespace {
+bool due(clock::time_point release, clock::time_point now) { return release <= now + release_slack; }
+}  // namespace
 
 namespace {
 
@@ -271,7 +276,7 @@ struct connection : std::enable_shared_from_this<connection> {
     // writer busy writing looks at `out` again once done).
     void queued() {
         if (in_line || out.size() != 1) return;
-        if (out.front().release <= clock::now() + release_slack) {  // no delay to wait out
+        if (due(out.front().release, clock::now())) {  // no delay to wait out
             wake.cancel();
             return;
         }
@@ -327,7 +332,7 @@ struct connection : std::enable_shared_from_this<connection> {
         auto self = shared_from_this();
         const std::uint64_t bandwidth = srv->options.bandwidth;
         while (!closing) {
-            if (out.empty() || clock::now() + release_slack < out.front().release) {
+            if (out.empty() || !due(out.front().release, clock::now())) {
                 if (!out.empty() && !in_line) {
                     in_line = true;
                     srv->wake_at(out.front().release, weak_from_this());
@@ -344,9 +349,9 @@ struct connection : std::enable_shared_from_this<connection> {
                 std::vector<asio::const_buffer> gather;
                 std::size_t count = 0, octets = 0;
                 const auto now = clock::now();
-                for (const outgoing& due : out) {
-                    if (due.release > now + release_slack || due.close_after || octets >= 256 * 1024) break;
-                    const std::string_view bytes = due.view();
+                for (const outgoing& next : out) {
+                    if (!due(next.release, now) || next.close_after || octets >= 256 * 1024) break;
+                    const std::string_view bytes = next.view();
                     gather.emplace_back(asio::buffer(bytes.data(), bytes.size()));
                     octets += bytes.size();
                     ++count;
@@ -890,7 +895,7 @@ asio::awaitable<void> server::impl::run_line() {
     auto self = shared_from_this();
     while (!line.empty()) {
         const auto now = clock::now();
-        if (line.top().at > now + release_slack) {
+        if (!due(line.top().at, now)) {
             line_timer.expires_at(line.top().at);
             co_await line_timer.async_wait(use_tuple);
             continue;
