@@ -21,7 +21,11 @@ namespace pop3 {
 /// - `write`: synchronous; returns an error to refuse the message.
 /// - `async_write`: asynchronous; calls `done` when the chunk is stored.
 ///   Until then the session reads nothing more, so a slow sink slows the
-///   socket down instead of filling memory (back-pressure).
+///   socket down instead of filling memory (back-pressure). Call `done` on
+///   the session's executor; a sink that took the chunk at once may call it
+///   before returning, and the session then goes on with no trip through
+///   the executor (a sink that buffers small messages and hands large ones
+///   to a thread pool pays for the hand-off only when it makes one).
 ///
 /// A chunk is only valid during the call (or until `done`). A refused
 /// message is read to its end and dropped; the operation then completes

@@ -536,6 +536,13 @@ void engine::process() {
             auto make_resume = [this, consumed, &req] {
                 return resume_fn::handler_type([self = shared_from_this(), gen = generation_, consumed,
                                                 &req](error_code sink_ec) {
+                    if (self->in_sink_call_ && gen == self->generation_) {
+                        // Called before async_write returned: process()
+                        // takes it from here.
+                        self->sink_done_inline_ = true;
+                        self->sink_inline_ec_ = sink_ec;
+                        return;
+                    }
                     self->sink_busy_ = false;
                     if (gen != self->generation_) {
                         // The session failed while the sink held a view into
@@ -549,11 +556,18 @@ void engine::process() {
                     self->pump();
                 });
             };
+            // Busy during the call, so that a sink that closes the session
+            // cannot free the buffer its chunk points into.
+            sink_busy_ = true;
+            in_sink_call_ = true;
+            sink_done_inline_ = false;
             const bool pending = req.on_body(*this, r.body, resume_fn(make_resume));
-            if (pending) {
-                sink_busy_ = true;
-                return;
-            }
+            in_sink_call_ = false;
+            if (pending && !sink_done_inline_) return;  // resumed by `done`
+            sink_busy_ = false;
+            if (state_ == session_state::failed) return release_buffers();
+            if (pending && sink_inline_ec_ && !req.body_error) req.body_error = sink_inline_ec_;
+            sink_inline_ec_ = {};
             rbeg_ += consumed;
             break;
         }

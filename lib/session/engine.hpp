@@ -118,6 +118,11 @@ private:
     bool reading_ = false;
     bool writing_ = false;
     bool sink_busy_ = false;
+    // While an asynchronous sink's async_write runs: a `done` called before
+    // it returns lands here, and the parse goes on in the same loop.
+    bool in_sink_call_ = false;
+    bool sink_done_inline_ = false;
+    error_code sink_inline_ec_;
     bool pumping_ = false;
     bool pump_posted_ = false;
     bool repump_ = false;

@@ -370,6 +370,50 @@ TEST_CASE("streaming into an asynchronous sink with back-pressure") {
     });
 }
 
+TEST_CASE("an asynchronous sink may call done before it returns: the session reads on in the same pass") {
+    fixture f;
+    std::string big = testing::generate_messages({1, 1u << 20, 0.0, 300, 2u << 20, 5, true, true})[0];
+    f.server.add_account("bob", "builder", {big, f.mail[0], f.mail[1]});
+    pop3::test::run(f.ioc, [&]() -> awaitable<void> {
+        session s(f.ioc, f.plain_options());
+        co_await s.async_connect("127.0.0.1", f.port(), use_awaitable);
+        co_await s.async_login("bob", "builder", use_awaitable);
+        // Chunks alternate: taken at once (done inside the call), then
+        // stored later (done from a timer). Order and bytes must hold.
+        std::string got;
+        std::size_t calls = 0, inline_calls = 0;
+        bool in_call = false;
+        asio::steady_timer later(f.ioc);
+        body_sink sink;
+        sink.async_write = [&](std::string_view chunk, asio::any_completion_handler<void(error_code)> done) {
+            CHECK(!in_call);  // never re-entered from inside done
+            got.append(chunk);
+            if (++calls % 2 == 1) {
+                ++inline_calls;
+                in_call = true;
+                std::move(done)(error_code{});
+                in_call = false;
+                return;
+            }
+            later.expires_after(std::chrono::microseconds(100));
+            later.async_wait([d = std::move(done)](error_code) mutable { std::move(d)(error_code{}); });
+        };
+        CHECK(co_await s.async_retr(1, sink, use_awaitable) == big.size());
+        CHECK(got == big);
+        CHECK(inline_calls > 3);
+
+        // An error given inline refuses that message only.
+        body_sink refusing;
+        refusing.async_write = [](std::string_view, asio::any_completion_handler<void(error_code)> done) {
+            std::move(done)(error_code(boost::system::errc::no_space_on_device, boost::system::generic_category()));
+        };
+        auto [ec, n] = co_await s.async_retr(2, refusing, tuple_awaitable);
+        CHECK(ec == boost::system::errc::no_space_on_device);
+        CHECK(co_await s.async_retr(3, use_awaitable) == f.mail[1]);
+        co_await s.async_quit(use_awaitable);
+    });
+}
+
 TEST_CASE("a refusing sink drops its message, and the session goes on") {
     fixture f;
     pop3::test::run(f.ioc, [&]() -> awaitable<void> {
