@@ -7,6 +7,8 @@
 // waiting command into the window and appends its bytes to the output; at
 // most `depth` commands are in flight, and their expected reply bytes stay
 // within the byte budget (one command is always let in, however large).
+// A busy window is refilled a quarter of its depth at a time, so that one
+// write carries many commands (silly-window avoidance, as in TCP).
 // A barrier command (a login step, STLS, QUIT) lets nothing in behind it
 // until it is answered, so the state a command runs in is known when it is
 // admitted. Replies are matched to in-flight commands strictly in order.
@@ -63,6 +65,9 @@ public:
 
     void set_depth(std::size_t depth) noexcept { depth_ = depth == 0 ? 1 : depth; }
     std::size_t depth() const noexcept { return depth_; }
+    /// The fewest free slots a busy window is refilled with: depth / 4,
+    /// at least 1 (so up to depth 7, a command per free slot).
+    std::size_t refill_step() const noexcept { return std::max<std::size_t>(1, depth_ / 4); }
     void set_byte_budget(std::uint64_t budget) noexcept { budget_ = budget; }
 
     /// Queues a command; it waits until admitted.
@@ -79,17 +84,12 @@ public:
     }
 
     /// The oldest waiting command, if the window lets it in now; nullptr
-    /// otherwise. The driver then calls admit() or drop_waiting().
+    /// otherwise. The driver then calls admit() or drop_waiting(), and asks
+    /// again until it gets nullptr (a refill, once begun, fills the window).
     command* admissible() noexcept {
-        if (in_flight_ == queue_.size()) return nullptr;
-        if (in_flight_ >= depth_) return nullptr;
-        if (in_flight_ > 0) {
-            if (queue_[in_flight_ - 1].barrier) return nullptr;
-            const command& next = queue_[in_flight_];
-            if (budget_ != 0 && next.expected_reply > budget_ - std::min(budget_, bytes_in_flight_))
-                return nullptr;
-        }
-        return &queue_[in_flight_];
+        command* next = next_admissible();
+        refilling_ = next != nullptr;
+        return next;
     }
 
     /// Moves the command admissible() returned into the window; its bytes
@@ -203,7 +203,26 @@ private:
     std::deque<command> queue_;  // [0, in_flight_) in flight, the rest waiting
     std::size_t peak_ = 0;       // most commands queued since the last shrink
     std::size_t in_flight_ = 0;
+    command* next_admissible() noexcept {
+        if (in_flight_ == queue_.size()) return nullptr;
+        if (in_flight_ >= depth_) return nullptr;
+        if (in_flight_ > 0) {
+            if (queue_[in_flight_ - 1].barrier) return nullptr;
+            // A busy window is refilled in steps of a quarter of its depth
+            // (or whatever is waiting, if less), not a command per reply: a
+            // write, a TLS record and a server wakeup then carry many
+            // commands, while three quarters of the window stay in flight.
+            const std::size_t waiting = queue_.size() - in_flight_;
+            if (!refilling_ && depth_ - in_flight_ < std::min(waiting, refill_step())) return nullptr;
+            const command& next = queue_[in_flight_];
+            if (budget_ != 0 && next.expected_reply > budget_ - std::min(budget_, bytes_in_flight_))
+                return nullptr;
+        }
+        return &queue_[in_flight_];
+    }
+
     std::size_t depth_ = 1;
+    bool refilling_ = false;  // admissible() let one in: the refill goes on
     std::uint64_t budget_ = 0;
     std::uint64_t bytes_in_flight_ = 0;
     std::string out_;
