@@ -243,6 +243,37 @@ TEST_CASE("UID state: journal, atomic save, pruning") {
     CHECK(uid_state::key("a/b c@h:1") == "a%2Fb%20c@h:1");
 }
 
+TEST_CASE("UID state: record_all appends several UIDs with one fdatasync, or none when one is not a UID") {
+    temp_dir dir;
+    std::string detail;
+    std::unique_ptr<uid_state> s;
+    REQUIRE(!uid_state::open(dir / "state", "carol@h:110", s, detail));
+    const std::string a = "uid-a", b = "uid-b", c = "uid-c", bad = "has space";
+    int syncs = 0;
+    {
+        fault_guard g([&](step st) {
+            if (st == step::journal_sync) ++syncs;
+            return 0;
+        });
+        const std::string* three[] = {&a, &b, &c};
+        REQUIRE(!s->record_all(three));
+    }
+    CHECK(syncs == 1);
+    const std::string stem = dir / ("state/" + uid_state::key("carol@h:110"));
+    CHECK(read_file(stem + ".journal") == "uid-a\nuid-b\nuid-c\n");
+    const std::string d = "uid-d";
+    const std::string* mixed[] = {&d, &bad};
+    CHECK(s->record_all(mixed) == std::errc::invalid_argument);
+    CHECK(!s->contains("uid-d"));
+    CHECK(read_file(stem + ".journal") == "uid-a\nuid-b\nuid-c\n");
+    s.reset();
+    std::unique_ptr<uid_state> again;
+    REQUIRE(!uid_state::open(dir / "state", "carol@h:110", again, detail));
+    CHECK(again->contains("uid-a"));
+    CHECK(again->contains("uid-c"));
+    CHECK(!again->contains("uid-d"));
+}
+
 TEST_CASE("UID state: a corrupt file is refused, never taken as empty") {
     temp_dir dir;
     const std::string stem = dir / uid_state::key("alice@h:110");
@@ -306,6 +337,76 @@ TEST_CASE("Maildir: a failure at any step leaves nothing delivered and nothing b
             CHECK(list_dir(dir / "Maildir/tmp").empty());
         }
     }
+}
+
+TEST_CASE("Maildir: deliver_all stores several messages under one fsync of new/, and takes them all back if it fails") {
+    auto receive = [](destination& d, const std::string& wire) {
+        std::unique_ptr<incoming> in;
+        REQUIRE(!d.begin("acct", in));
+        REQUIRE(!in->write(wire));
+        return in;
+    };
+    for (bool dir_fsync_fails : {false, true}) {
+        CAPTURE(dir_fsync_fails);
+        temp_dir dir;
+        error_code ec;
+        auto d = make_maildir(dir / "Maildir", ec);
+        REQUIRE(!ec);
+        std::vector<std::unique_ptr<incoming>> owned;
+        for (int i = 1; i <= 3; ++i) owned.push_back(receive(*d, "Subject: " + std::to_string(i) + "\r\n\r\nbody\r\n"));
+        std::vector<incoming*> ms;
+        for (auto& m : owned) ms.push_back(m.get());
+        int dir_syncs = 0, moves = 0;
+        fault_guard g([&](step s) {
+            if (s == step::link) ++moves;
+            if (s != step::dir_fsync) return 0;
+            ++dir_syncs;
+            return dir_fsync_fails ? EIO : 0;
+        });
+        std::vector<error_code> results(3);
+        std::vector<std::string> details(3);
+        d->deliver_all(ms, results, details);
+        CHECK(moves == 3);
+        CHECK(dir_syncs == 1);
+        CHECK(list_dir(dir / "Maildir/tmp").empty());
+        if (!dir_fsync_fails) {
+            for (const auto& r : results) CHECK(!r);
+            CHECK(maildir_messages(dir / "Maildir") ==
+                  std::multiset<std::string>{"Subject: 1\n\nbody\n", "Subject: 2\n\nbody\n", "Subject: 3\n\nbody\n"});
+        } else {
+            // Not known to be durable: none stays, so none is deleted.
+            for (std::size_t i = 0; i < 3; ++i) {
+                CHECK(results[i] == std::errc::io_error);
+                CHECK(details[i].find("fsync of") != std::string::npos);
+            }
+            CHECK(list_dir(dir / "Maildir/new").empty());
+        }
+    }
+}
+
+TEST_CASE("Maildir: in deliver_all, one message's failure leaves the others delivered") {
+    temp_dir dir;
+    error_code ec;
+    auto d = make_maildir(dir / "Maildir", ec);
+    REQUIRE(!ec);
+    std::vector<std::unique_ptr<incoming>> owned(3);
+    for (int i = 0; i < 3; ++i) {
+        REQUIRE(!d->begin("acct", owned[i]));
+        REQUIRE(!owned[i]->write("Subject: " + std::to_string(i + 1) + "\r\n\r\nx\r\n"));
+    }
+    std::vector<incoming*> ms{owned[0].get(), owned[1].get(), owned[2].get()};
+    int fsyncs = 0;
+    fault_guard g([&](step s) { return s == step::fsync && ++fsyncs == 2 ? ENOSPC : 0; });
+    std::vector<error_code> results(3);
+    std::vector<std::string> details(3);
+    d->deliver_all(ms, results, details);
+    CHECK(!results[0]);
+    CHECK(results[1] == std::errc::no_space_on_device);
+    CHECK(!results[2]);
+    d->discard(*owned[1]);
+    CHECK(list_dir(dir / "Maildir/tmp").empty());
+    CHECK(maildir_messages(dir / "Maildir") ==
+          std::multiset<std::string>{"Subject: 1\n\nx\n", "Subject: 3\n\nx\n"});
 }
 
 TEST_CASE("mbox: From lines, mboxrd quoting, separation, and rollback on failure") {

@@ -10,10 +10,14 @@
 #include <cstring>
 #include <ctime>
 #include <map>
+#include <mutex>
+#include <span>
+#include <vector>
 #include <thread>
 #include <utility>
 
 #include <fcntl.h>
+#include <stdio.h>  // renameat2
 #include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -74,25 +78,25 @@ error_code make_directory(const std::string& path) {
 /// unlinked spool file.
 class file_incoming final : public incoming {
 public:
-    file_incoming(int fd, std::string path, bool mboxrd) : fd_(fd), path_(std::move(path)), conv_(mboxrd) {}
+    /// mbox needs the headers (for the envelope sender) and mboxrd quoting.
+    file_incoming(int fd, std::string path, bool mbox)
+        : fd_(fd), path_(std::move(path)), conv_(mbox), keep_headers_(mbox) {}
 
     error_code write(std::string_view chunk) override {
         if (int e = injected(step::write); e != 0) return sys(e);
-        buf_.clear();
-        conv_.feed(chunk, buf_);
-        capture(buf_);
-        size_ += buf_.size();
-        return write_all(fd_.get(), buf_);
+        std::string& buf = scratch();
+        buf.clear();
+        conv_.feed(chunk, buf);
+        return put(buf);
     }
     std::uint64_t size() const noexcept override { return size_; }
 
     /// Flushes what the converter holds back.
     error_code finish() {
-        buf_.clear();
-        conv_.finish(buf_);
-        capture(buf_);
-        size_ += buf_.size();
-        return write_all(fd_.get(), buf_);
+        std::string& buf = scratch();
+        buf.clear();
+        conv_.finish(buf);
+        return put(buf);
     }
 
     int fd() const noexcept { return fd_.get(); }
@@ -102,16 +106,28 @@ public:
     char last() const noexcept { return conv_.last(); }
 
 private:
-    void capture(const std::string& data) {
-        // The start of the message, for its Return-Path.
-        constexpr std::size_t cap = 16 * 1024;
-        if (headers_.size() < cap) headers_.append(data, 0, cap - headers_.size());
+    /// The delivery thread's conversion buffer, used again for every
+    /// message it writes (kept below 1 MiB between messages).
+    static std::string& scratch() {
+        thread_local std::string buf;
+        if (buf.capacity() > (1u << 20)) std::string().swap(buf);
+        return buf;
+    }
+
+    error_code put(const std::string& data) {
+        if (keep_headers_) {
+            // The start of the message, for its Return-Path.
+            constexpr std::size_t cap = 16 * 1024;
+            if (headers_.size() < cap) headers_.append(data, 0, cap - headers_.size());
+        }
+        size_ += data.size();
+        return write_all(fd_.get(), data);
     }
 
     fd_guard fd_;
     std::string path_;
     line_converter conv_;
-    std::string buf_;
+    bool keep_headers_;
     std::string headers_;
     std::uint64_t size_ = 0;
 };
@@ -142,7 +158,7 @@ std::string hostname_for_maildir() {
 
 class maildir final : public destination {
 public:
-    explicit maildir(std::string dir) : dir_(std::move(dir)), host_(hostname_for_maildir()) {}
+    explicit maildir(std::string dir) : dir_(std::move(dir)), host_(hostname_for_maildir()), pid_(::getpid()) {}
 
     error_code prepare() {
         for (const std::string& d : {dir_, dir_ + "/tmp", dir_ + "/new", dir_ + "/cur"}) {
@@ -167,41 +183,35 @@ public:
     }
 
     error_code deliver(incoming& m, std::string& detail) override {
-        auto& f = static_cast<file_incoming&>(m);
-        const std::string tmp = dir_ + "/tmp/" + f.path();
-        if (auto ec = f.finish()) {
-            detail = "writing " + tmp;
-            return ec;
-        }
-        if (auto ec = check(step::fsync, [&] { return ::fsync(f.fd()); })) {
-            detail = "fsync of " + tmp;
-            return ec;
-        }
-        f.close();
-        // link() never replaces an existing file, unlike rename().
-        std::string target;
+        incoming* one[] = {&m};
         error_code ec;
-        for (int attempt = 0; attempt < 100; ++attempt) {
-            target = dir_ + "/new/" + (attempt == 0 ? f.path() : unique_name());
-            ec = check(step::link, [&] { return ::link(tmp.c_str(), target.c_str()); });
-            if (ec != std::errc::file_exists) break;
+        deliver_all(one, std::span<error_code>(&ec, 1), std::span<std::string>(&detail, 1));
+        return ec;
+    }
+
+    void deliver_all(std::span<incoming* const> ms, std::span<error_code> ecs,
+                     std::span<std::string> details) override {
+        // Each message: written out, fsynced, moved into new/ (never over
+        // an existing file). Then one fsync of new/ covers them all.
+        std::vector<std::string> targets(ms.size());
+        bool any = false;
+        for (std::size_t i = 0; i < ms.size(); ++i) {
+            ecs[i] = into_new(static_cast<file_incoming&>(*ms[i]), targets[i], details[i]);
+            any = any || !ecs[i];
         }
-        if (ec) {
-            detail = "linking " + tmp + " into new/";
-            return ec;
-        }
-        ::unlink(tmp.c_str());
-        // One fsync of new/ covers every link made before it started: under
-        // load, concurrent deliveries share it (group commit).
+        if (!any) return;
+        // Concurrent deliveries share the fsync too (group commit).
         const int fault = injected(step::dir_fsync);
-        if (auto ec2 = fault != 0 ? sys(fault) : new_sync_.sync([this] { return sync_directory(dir_ + "/new"); })) {
-            // Not known to be durable: take it back, so the message stays on
-            // the server and a later run fetches it once.
-            ::unlink(target.c_str());
-            detail = "fsync of " + dir_ + "/new";
-            return ec2;
+        const error_code ec = fault != 0 ? sys(fault) : new_sync_.sync([this] { return sync_new(); });
+        if (!ec) return;
+        for (std::size_t i = 0; i < ms.size(); ++i) {
+            if (ecs[i]) continue;
+            // Not known to be durable: take it back, so the message stays
+            // on the server and a later run fetches it once.
+            ::unlink(targets[i].c_str());
+            ecs[i] = ec;
+            details[i] = "fsync of " + dir_ + "/new";
         }
-        return {};
     }
 
     void discard(incoming& m) noexcept override {
@@ -213,18 +223,69 @@ public:
     std::string describe() const override { return "Maildir " + dir_; }
 
 private:
+    /// Moves a received message from tmp/ into new/, durable but for the
+    /// directory's fsync; `target` is its name there.
+    error_code into_new(file_incoming& f, std::string& target, std::string& detail) {
+        const std::string tmp = dir_ + "/tmp/" + f.path();
+        if (auto ec = f.finish()) {
+            detail = "writing " + tmp;
+            return ec;
+        }
+        if (auto ec = check(step::fsync, [&] { return ::fsync(f.fd()); })) {
+            detail = "fsync of " + tmp;
+            return ec;
+        }
+        f.close();
+        error_code ec;
+        for (int attempt = 0; attempt < 100; ++attempt) {
+            target = dir_ + "/new/" + (attempt == 0 ? f.path() : unique_name());
+            ec = check(step::link, [&] { return move_noreplace(tmp, target); });
+            if (ec != std::errc::file_exists) break;
+        }
+        if (ec) detail = "moving " + tmp + " into new/";
+        return ec;
+    }
+
+    /// rename() that never replaces an existing file: renameat2's
+    /// RENAME_NOREPLACE, or link() and unlink() where the file system
+    /// lacks it (both fail with EEXIST on a clash).
+    int move_noreplace(const std::string& from, const std::string& to) {
+        if (!no_renameat2_.load(std::memory_order_relaxed)) {
+            if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0) return 0;
+            if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP) return -1;
+            no_renameat2_.store(true, std::memory_order_relaxed);
+        }
+        if (::link(from.c_str(), to.c_str()) != 0) return -1;
+        ::unlink(from.c_str());
+        return 0;
+    }
+
+    /// fsync of new/, through a descriptor kept open for the purpose.
+    error_code sync_new() {
+        std::lock_guard lock(new_fd_mutex_);
+        if (new_fd_.get() < 0) {
+            new_fd_.reset(::open((dir_ + "/new").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+            if (new_fd_.get() < 0) return last_error();
+        }
+        return ::fsync(new_fd_.get()) == 0 ? error_code() : last_error();
+    }
+
     std::string unique_name() {
         using namespace std::chrono;
         const auto now = system_clock::now().time_since_epoch();
         const auto sec = duration_cast<seconds>(now).count();
         const auto usec = duration_cast<microseconds>(now).count() % 1000000;
-        return std::to_string(sec) + ".M" + std::to_string(usec) + "P" + std::to_string(::getpid()) + "Q" +
+        return std::to_string(sec) + ".M" + std::to_string(usec) + "P" + std::to_string(pid_) + "Q" +
                std::to_string(++seq_) + "." + host_;
     }
 
     std::string dir_;
     std::string host_;
+    const ::pid_t pid_;
     std::atomic<std::uint64_t> seq_{0};
+    std::atomic<bool> no_renameat2_{false};
+    std::mutex new_fd_mutex_;
+    fd_guard new_fd_;
     group_sync new_sync_;
 };
 

@@ -18,6 +18,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -75,6 +76,13 @@ public:
     /// Stores the received message for good. On error nothing is stored
     /// (or what was half-stored is rolled back) and `detail` says where.
     virtual error_code deliver(incoming& message, std::string& detail) = 0;
+    /// Delivers several messages, each as deliver() would: `results[i]`
+    /// and `details[i]` are those of `messages[i]`. A Maildir shares one
+    /// fsync of new/ among them; the others deliver one after another.
+    virtual void deliver_all(std::span<incoming* const> messages, std::span<error_code> results,
+                             std::span<std::string> details) {
+        for (std::size_t i = 0; i < messages.size(); ++i) results[i] = deliver(*messages[i], details[i]);
+    }
     /// Drops a message that will not be delivered (cut, or refused).
     virtual void discard(incoming& message) noexcept = 0;
     /// "Maildir /home/u/Maildir", for messages.
@@ -82,7 +90,7 @@ public:
 };
 
 /// Maildir: the message is written to tmp/ under a unique name, fsynced,
-/// linked into new/ (never over an existing file), and new/ is fsynced.
+/// moved into new/ (never over an existing file), and new/ is fsynced.
 /// The directory and its tmp/ new/ cur/ are made when missing.
 std::unique_ptr<destination> make_maildir(const std::string& directory, error_code& ec);
 

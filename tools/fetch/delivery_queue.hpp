@@ -4,10 +4,10 @@
 // Runs delivery jobs on a thread pool with as many workers as the storage
 // needs. Each worker drains the queue, so a fast file system (tmpfs, a
 // cached disk) keeps one or two workers busy instead of waking a sleeping
-// thread for every message (a futex wake and a context switch each, more
-// than the delivery itself costs). When jobs block for long (fsync on a
-// real disk), more workers join, up to the pool's size, so that fsyncs
-// overlap and group commit (group_sync.hpp) has company to batch.
+// thread for every job (a futex wake and a context switch each). When jobs
+// block for long (fsync on a real disk: the thread sleeps in the kernel),
+// more workers join, up to the pool's size, so that fsyncs overlap and
+// group commit (group_sync.hpp) has company to batch.
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -19,6 +19,8 @@
 #include <memory>
 #include <mutex>
 #include <utility>
+
+#include <sys/resource.h>
 
 namespace pop3fetch {
 
@@ -79,9 +81,15 @@ private:
                 jobs_.pop_front();
             }
             const auto start = clock::now();
+            const long waits_before = voluntary_waits();
             job->run();
             job.reset();
-            const bool blocked = clock::now() - start > std::chrono::milliseconds(2);
+            // Blocked: long, and the thread slept in the kernel (an fsync
+            // waiting for the disk). A long job that only computed, or was
+            // preempted on a busy machine, gets no company: more threads
+            // would not make it finish sooner.
+            const bool blocked =
+                clock::now() - start > std::chrono::milliseconds(2) && voluntary_waits() != waits_before;
             std::lock_guard<std::mutex> lock(mutex_);
             // Slow jobs: the storage waits (fsync); more workers overlap the
             // waits. Fast ones: fewer workers, fewer wakeups.
@@ -92,6 +100,13 @@ private:
             }
             if (blocked) fast_streak_ = 0;
         }
+    }
+
+    /// How often this thread has gone to sleep waiting (for the disk, a
+    /// lock): getrusage's voluntary context switches.
+    static long voluntary_waits() noexcept {
+        rusage u{};
+        return ::getrusage(RUSAGE_THREAD, &u) == 0 ? u.ru_nvcsw : 0;
     }
 
     boost::asio::thread_pool pool_;

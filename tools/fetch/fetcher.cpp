@@ -12,6 +12,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -59,6 +60,21 @@ struct message_slot {
 };
 constexpr std::size_t spill_at = 256 * 1024;
 
+struct account_ctx;
+
+/// A message whose transfer has ended, on its way to durable storage.
+struct finished_message {
+    account_ctx* c = nullptr;
+    std::shared_ptr<message_slot> slot;  // null when no body chunk came
+    pop3::message_info info;
+    error_code ec;      // the transfer's outcome
+    error_code result;  // the delivery's: the commit's outcome
+    std::string detail;
+    asio::any_completion_handler<void(error_code)> committed;
+};
+
+void deliver_batch(std::vector<finished_message>& batch);
+
 struct account_ctx {
     account_spec spec;
     std::string id;
@@ -83,6 +99,83 @@ struct account_ctx {
     pop3::account_outcome outcome;
     bool done = false;
 };
+
+/// On a delivery thread: stores each message of `batch` that arrived
+/// whole, durably (a Maildir fsyncs new/ once for all of them), and then
+/// records their UIDs (one journal append and fdatasync per account). A
+/// UID is recorded only once its message is stored: a crash in between
+/// fetches the message again (a duplicate), never loses it.
+void deliver_batch(std::vector<finished_message>& batch) {
+    for (finished_message& m : batch) {
+        m.result = m.ec;
+        if (m.ec) {
+            if (m.slot && m.slot->in) m.c->dest->discard(*m.slot->in);
+            continue;
+        }
+        if (!m.slot) m.slot = std::make_shared<message_slot>();
+        if (!m.slot->in) {
+            if ((m.result = m.c->dest->begin(m.c->id, m.slot->in))) {
+                m.detail = "starting the message";
+                continue;
+            }
+        }
+        if (!m.slot->buffer.empty()) {
+            if ((m.result = m.slot->in->write(m.slot->buffer))) m.detail = "writing the message";
+            std::string().swap(m.slot->buffer);
+        }
+    }
+    // One deliver_all per destination, in the batch's order.
+    std::vector<incoming*> ins;
+    std::vector<error_code> results;
+    std::vector<std::string> details;
+    std::vector<finished_message*> of;
+    std::vector<destination*> done;
+    for (finished_message& first : batch) {
+        destination* dest = first.c->dest;
+        if (std::find(done.begin(), done.end(), dest) != done.end()) continue;
+        done.push_back(dest);
+        ins.clear();
+        of.clear();
+        for (finished_message& m : batch) {
+            if (m.c->dest != dest || m.result) continue;
+            ins.push_back(m.slot->in.get());
+            of.push_back(&m);
+        }
+        if (ins.empty()) continue;
+        results.assign(ins.size(), error_code());
+        details.assign(ins.size(), std::string());
+        dest->deliver_all(ins, results, details);
+        for (std::size_t i = 0; i < of.size(); ++i) {
+            of[i]->result = results[i];
+            of[i]->detail = std::move(details[i]);
+        }
+    }
+    for (finished_message& m : batch) {
+        if (m.result && !m.ec && m.slot && m.slot->in) m.c->dest->discard(*m.slot->in);
+        if (m.slot) m.slot->in.reset();
+    }
+    // One record_all per account.
+    std::vector<const std::string*> uids;
+    std::vector<account_ctx*> recorded;
+    for (finished_message& first : batch) {
+        account_ctx* c = first.c;
+        if (!c->state || std::find(recorded.begin(), recorded.end(), c) != recorded.end()) continue;
+        recorded.push_back(c);
+        uids.clear();
+        of.clear();
+        for (finished_message& m : batch) {
+            if (m.c != c || m.result || m.info.uid.empty()) continue;
+            uids.push_back(&m.info.uid);
+            of.push_back(&m);
+        }
+        if (const error_code ec = c->state->record_all(uids)) {
+            // Stored all the same: in delete mode the DELE is safe; in keep
+            // mode the message comes again.
+            for (finished_message* m : of)
+                m->detail = "recording UID " + m->info.uid + " in " + c->state->state_path() + ": " + ec.message();
+        }
+    }
+}
 
 std::string json_escape(std::string_view s) {
     std::string out;
@@ -343,12 +436,13 @@ int run(const options& opts, std::ostream& out, std::ostream& err, const run_ext
         pop3::body_sink sink;
         // Chunks collect in memory; past spill_at they are written out on
         // the delivery pool, and the session reads nothing more until that
-        // is done (back-pressure from the disk).
+        // is done (back-pressure from the disk). A small message costs no
+        // hand-off until it is complete.
         sink.async_write = [&pool, ex, c, slot](std::string_view chunk,
                                                 asio::any_completion_handler<void(error_code)> done) {
             slot->buffer.append(chunk);
             if (slot->buffer.size() < spill_at) {
-                asio::post(ex, [done = std::move(done)]() mutable { std::move(done)(error_code()); });
+                std::move(done)(error_code());  // taken at once: the session reads on
                 return;
             }
             pool.push([ex, c, slot, done = std::move(done)]() mutable {
@@ -360,6 +454,41 @@ int run(const options& opts, std::ostream& out, std::ostream& err, const run_ext
             });
         };
         return sink;
+    };
+    // Finished messages collect here, then go to the delivery pool as one
+    // job (one fsync of new/ and one journal append for them all), and
+    // their commits come back as one handler: a message costs no thread
+    // hand-off of its own. A batch leaves at most batch_wait after its
+    // first message, or sooner when it reaches a cap. (The server often
+    // sends a message a write, so waiting for the network thread to go idle
+    // would make batches of one.)
+    std::vector<finished_message> outbox;
+    std::uint64_t outbox_bytes = 0;
+    constexpr std::size_t batch_messages = 256;
+    constexpr std::uint64_t batch_bytes = 4u << 20;
+    constexpr auto batch_wait = std::chrono::milliseconds(2);
+    asio::steady_timer batch_timer(ex);
+    bool batch_timer_armed = false;
+    auto flush = [&] {
+        if (outbox.empty()) return;
+        outbox_bytes = 0;
+        auto batch = std::make_unique<std::vector<finished_message>>(std::move(outbox));
+        outbox.clear();
+        pool.push([ex, batch = std::move(batch)]() mutable {
+            deliver_batch(*batch);
+            asio::post(ex, [batch = std::move(batch)]() mutable {
+                for (finished_message& m : *batch) {
+                    account_ctx* c = m.c;
+                    if (m.result && !m.ec && !c->delivery_ec) {
+                        c->delivery_ec = m.result;
+                        c->delivery_detail = "message " + std::to_string(m.info.number) + ": " + m.detail;
+                    } else if (!m.result && !m.detail.empty()) {
+                        c->delivery_detail = m.detail;  // a warning: stored, UID not recorded
+                    }
+                    std::move(m.committed)(m.result);
+                }
+            });
+        });
     };
     handler.done = [&](const pop3::account& a, const pop3::message_info& info, error_code ec,
                        asio::any_completion_handler<void(error_code)> committed) {
@@ -373,47 +502,21 @@ int run(const options& opts, std::ostream& out, std::ostream& err, const run_ext
             slot = std::move(it->second);
             c->slots.erase(it);
         }
-        pool.push([ex, c, slot, info, ec, committed = std::move(committed)]() mutable {
-            error_code result = ec;
-            std::string detail;
-            if (!result) {
-                // Durable delivery first; the poller deletes only after this.
-                if (!slot) slot = std::make_shared<message_slot>();  // no body chunk at all
-                incoming* in = slot->in.get();
-                if (in == nullptr) {
-                    result = c->dest->begin(c->id, slot->in);
-                    in = slot->in.get();
-                    if (result) detail = "starting the message";
-                }
-                if (!result && !slot->buffer.empty()) {
-                    result = in->write(slot->buffer);
-                    if (result) detail = "writing the message";
-                }
-                if (!result) result = c->dest->deliver(*in, detail);
-                if (result && in != nullptr) c->dest->discard(*in);
-                if (!result && c->state && !info.uid.empty()) {
-                    // Recorded only once stored: a crash between the two
-                    // fetches the message again (a duplicate), never loses it.
-                    if (auto rec = c->state->record(info.uid)) {
-                        detail = "recording UID " + info.uid + " in " + c->state->state_path() + ": " + rec.message();
-                        // Stored all the same: in delete mode the DELE is
-                        // safe; in keep mode the message comes again.
-                    }
-                }
-            } else if (slot && slot->in) {
-                c->dest->discard(*slot->in);
-            }
-            if (slot) slot->in.reset();
-            asio::post(ex, [c, ec, result, detail = std::move(detail), info, committed = std::move(committed)]() mutable {
-                if (result && !ec && !c->delivery_ec) {
-                    c->delivery_ec = result;
-                    c->delivery_detail = "message " + std::to_string(info.number) + ": " + detail;
-                } else if (!result && !detail.empty()) {
-                    c->delivery_detail = detail;  // a warning: stored, UID not recorded
-                }
-                std::move(committed)(result);
+        // Built in place: any_completion_handler's assignment (Boost 1.81)
+        // would wrap the handler in itself instead of moving it.
+        if (slot) outbox_bytes += slot->buffer.size();
+        outbox.push_back(finished_message{c, std::move(slot), info, ec, {}, {}, std::move(committed)});
+        if (outbox.size() >= batch_messages || outbox_bytes >= batch_bytes) {
+            flush();  // a cancelled timer finds nothing left, or the next batch
+            if (batch_timer_armed) batch_timer.cancel();
+        } else if (!batch_timer_armed) {
+            batch_timer_armed = true;
+            batch_timer.expires_after(batch_wait);
+            batch_timer.async_wait([&](error_code) {
+                batch_timer_armed = false;
+                flush();
             });
-        });
+        }
     };
 
     pop3::poller_options popts;

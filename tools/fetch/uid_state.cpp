@@ -203,7 +203,14 @@ std::size_t uid_state::size() const {
 }
 
 error_code uid_state::record(const std::string& uid) {
-    if (!valid_uid(uid)) return error_code(EINVAL, boost::system::system_category());
+    const std::string* one[] = {&uid};
+    return record_all(one);
+}
+
+error_code uid_state::record_all(std::span<const std::string* const> uids) {
+    if (uids.empty()) return {};
+    for (const std::string* uid : uids)
+        if (!valid_uid(*uid)) return error_code(EINVAL, boost::system::system_category());
     {
         std::lock_guard g(mutex_);
         if (lock_fd_ < 0) return error_code(EBADF, boost::system::system_category());  // released
@@ -211,10 +218,14 @@ error_code uid_state::record(const std::string& uid) {
             journal_fd_ = ::open(journal_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
             if (journal_fd_ < 0) return last_error();
         }
-        const std::string line = uid + "\n";
+        std::string lines;
+        for (const std::string* uid : uids) {
+            lines += *uid;
+            lines += '\n';
+        }
         if (auto ec = fault_at(step::journal_write)) return ec;
-        if (auto ec = write_all(journal_fd_, line)) return ec;
-        uids_.insert(uid);
+        if (auto ec = write_all(journal_fd_, lines)) return ec;
+        for (const std::string* uid : uids) uids_.insert(*uid);
         dirty_ = true;
     }
     // Concurrent deliveries of the account share one fdatasync.

@@ -23,6 +23,7 @@
 
 #include <mutex>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_set>
@@ -48,6 +49,10 @@ public:
     /// Records a delivered message's UID durably (journal append, then
     /// fdatasync). Safe from any thread.
     error_code record(const std::string& uid);
+    /// Records several at once: one append, one fdatasync. EINVAL, and
+    /// nothing written, when one is not a UID UIDL can give. Like record(),
+    /// an error leaves the messages stored: a later run may fetch them again.
+    error_code record_all(std::span<const std::string* const> uids);
 
     /// Writes the state anew and empties the journal. With `on_server`,
     /// UIDs no longer on the server are forgotten.
