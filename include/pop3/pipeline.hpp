@@ -7,7 +7,7 @@
 // waiting command into the window and appends its bytes to the output; at
 // most `depth` commands are in flight, and their expected reply bytes stay
 // within the byte budget (one command is always let in, however large).
-// A busy window is refilled a quarter of its depth at a time, so that one
+// A busy window is refilled an eighth of its depth at a time, so that one
 // write carries many commands (silly-window avoidance, as in TCP).
 // A barrier command (a login step, STLS, QUIT) lets nothing in behind it
 // until it is answered, so the state a command runs in is known when it is
@@ -65,9 +65,9 @@ public:
 
     void set_depth(std::size_t depth) noexcept { depth_ = depth == 0 ? 1 : depth; }
     std::size_t depth() const noexcept { return depth_; }
-    /// The fewest free slots a busy window is refilled with: depth / 4,
-    /// at least 1 (so up to depth 7, a command per free slot).
-    std::size_t refill_step() const noexcept { return std::max<std::size_t>(1, depth_ / 4); }
+    /// The fewest free slots a busy window is refilled with: depth / 8,
+    /// at least 1 (so up to depth 15, a command per free slot).
+    std::size_t refill_step() const noexcept { return std::max<std::size_t>(1, depth_ / 8); }
     void set_byte_budget(std::uint64_t budget) noexcept { budget_ = budget; }
 
     /// Queues a command; it waits until admitted.
@@ -208,10 +208,10 @@ private:
         if (in_flight_ >= depth_) return nullptr;
         if (in_flight_ > 0) {
             if (queue_[in_flight_ - 1].barrier) return nullptr;
-            // A busy window is refilled in steps of a quarter of its depth
+            // A busy window is refilled in steps of an eighth of its depth
             // (or whatever is waiting, if less), not a command per reply: a
             // write, a TLS record and a server wakeup then carry many
-            // commands, while three quarters of the window stay in flight.
+            // commands, while seven eighths of the window stay in flight.
             const std::size_t waiting = queue_.size() - in_flight_;
             if (!refilling_ && depth_ - in_flight_ < std::min(waiting, refill_step())) return nullptr;
             const command& next = queue_[in_flight_];

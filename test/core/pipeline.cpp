@@ -181,12 +181,12 @@ TEST_CASE("a command admitted behind an unanswered one is marked pipelined") {
     CHECK(!p.front_in_flight()->pipelined);  // nothing was unanswered when it went in
 }
 
-TEST_CASE("a busy window is refilled a quarter of its depth at a time, so one write carries many commands") {
+TEST_CASE("a busy window is refilled an eighth of its depth at a time, so one write carries many commands") {
     pipeline<int> p;
-    p.set_depth(16);
+    p.set_depth(32);
     CHECK(p.refill_step() == 4);
-    for (int i = 1; i <= 40; ++i) p.enqueue(make(i, "RETR " + std::to_string(i) + "\r\n"));
-    CHECK(admit_all(p).size() == 16);  // an idle window fills at once
+    for (int i = 1; i <= 60; ++i) p.enqueue(make(i, "RETR " + std::to_string(i) + "\r\n"));
+    CHECK(admit_all(p).size() == 32);  // an idle window fills at once
     p.on_written(p.pending_output().size());
     // Three replies free three slots: not yet a step's worth.
     for (int i = 1; i <= 3; ++i) {
@@ -196,18 +196,18 @@ TEST_CASE("a busy window is refilled a quarter of its depth at a time, so one wr
     CHECK(p.pending_output().empty());
     // The fourth makes a step: four commands go in, in one write.
     CHECK(p.answered().payload == 4);
-    CHECK(admit_all(p) == std::vector<int>{17, 18, 19, 20});
-    CHECK(p.pending_output() == "RETR 17\r\nRETR 18\r\nRETR 19\r\nRETR 20\r\n");
-    CHECK(p.in_flight() == 16);
+    CHECK(admit_all(p) == std::vector<int>{33, 34, 35, 36});
+    CHECK(p.pending_output() == "RETR 33\r\nRETR 34\r\nRETR 35\r\nRETR 36\r\n");
+    CHECK(p.in_flight() == 32);
     // A refill takes all the room there is, more than a step.
     p.on_written(p.pending_output().size());
     for (int i = 5; i <= 10; ++i) CHECK(p.answered().payload == i);
-    CHECK(admit_all(p) == std::vector<int>{21, 22, 23, 24, 25, 26});
+    CHECK(admit_all(p) == std::vector<int>{37, 38, 39, 40, 41, 42});
 }
 
 TEST_CASE("fewer commands waiting than a refill step go in as soon as they fit") {
     pipeline<int> p;
-    p.set_depth(64);  // a step of 16
+    p.set_depth(64);  // a step of 8
     for (int i = 1; i <= 64; ++i) p.enqueue(make(i, "NOOP\r\n"));
     CHECK(admit_all(p).size() == 64);
     p.enqueue(make(65, "STAT\r\n"));

@@ -84,10 +84,16 @@ public:
 
     error_code write(std::string_view chunk) override {
         if (int e = injected(step::write); e != 0) return sys(e);
+        // In slices, so that the buffer stays small (and in cache).
         std::string& buf = scratch();
-        buf.clear();
-        conv_.feed(chunk, buf);
-        return put(buf);
+        while (!chunk.empty()) {
+            const std::string_view slice = chunk.substr(0, scratch_slice);
+            chunk.remove_prefix(slice.size());
+            buf.clear();
+            conv_.feed(slice, buf);
+            if (auto ec = put(buf)) return ec;
+        }
+        return {};
     }
     std::uint64_t size() const noexcept override { return size_; }
 
@@ -107,10 +113,11 @@ public:
 
 private:
     /// The delivery thread's conversion buffer, used again for every
-    /// message it writes (kept below 1 MiB between messages).
+    /// message it writes: a slice converts to at most its own size, so the
+    /// buffer stays near scratch_slice on each of the pool's threads.
+    static constexpr std::size_t scratch_slice = 64 * 1024;
     static std::string& scratch() {
         thread_local std::string buf;
-        if (buf.capacity() > (1u << 20)) std::string().swap(buf);
         return buf;
     }
 
@@ -525,6 +532,32 @@ void line_converter::feed(std::string_view in, std::string& out) {
         } else {
             stage2('\r', out);
         }
+    }
+    if (!mboxrd_) {
+        // Maildir and MDA: drop the CR of each CRLF. A segment runs from
+        // one kept octet to the next CR, so the LF after a dropped CR
+        // starts the next segment: one append a line.
+        while (i < in.size()) {
+            const void* cr = std::memchr(base + i, '\r', in.size() - i);
+            if (cr == nullptr) {
+                put(out, in.substr(i));
+                break;
+            }
+            const auto at = static_cast<std::size_t>(static_cast<const char*>(cr) - base);
+            if (at + 1 == in.size()) {
+                put(out, in.substr(i, at - i));
+                pending_cr_ = true;  // CRLF may be split between chunks
+                break;
+            }
+            if (in[at + 1] == '\n') {
+                put(out, in.substr(i, at - i));
+                i = at + 1;  // the LF leads the next segment
+            } else {
+                put(out, in.substr(i, at + 1 - i));  // a lone CR stays
+                i = at + 1;
+            }
+        }
+        return;
     }
     while (i < in.size()) {
         const char c = in[i];
