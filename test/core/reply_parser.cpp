@@ -4,6 +4,10 @@
 
 #include <doctest/doctest.h>
 
+#include <random>
+#include <string>
+#include <vector>
+
 using namespace pop3;
 using pop3::test::grind;
 using pop3::test::transcript;
@@ -193,6 +197,43 @@ TEST_SUITE("reply_parser: dot-stuffing") {
     TEST_CASE("bare LF line endings, terminator included") {
         CHECK(body_of("+OK\nline\n..dot\n.\n") == "line\n.dot\n");
         CHECK(body_of("+OK\r\nmixed\nends\r\n.\n") == "mixed\nends\r\n");
+    }
+
+    TEST_CASE("random bodies of dots, CRs and LFs come back exactly, however the input is cut") {
+        // Dense in the octets the parser looks at, and long enough for the
+        // scan that takes sixteen octets at a time (and its tail).
+        std::mt19937 rng(1939);
+        const char alphabet[] = {'.', '.', '\r', '\n', '\n', 'x', 'y', '\0'};
+        for (int round = 0; round < 300; ++round) {
+            std::string body;
+            const std::size_t len = rng() % (round < 250 ? 80 : 4000);
+            for (std::size_t i = 0; i < len; ++i) body += alphabet[rng() % sizeof alphabet];
+            body += "\r\n";
+            std::string wire = "+OK\r\n";
+            for (std::size_t i = 0; i < body.size(); ++i) {
+                if (body[i] == '.' && (i == 0 || body[i - 1] == '\n')) wire += '.';  // stuffing
+                wire += body[i];
+            }
+            wire += ".\r\n";
+            CAPTURE(round);
+            if (round < 250) {
+                CHECK(body_of(wire) == body);  // every cut in two, and a byte at a time
+            } else {
+                const transcript t = pop3::test::feed_whole({multi}, wire);
+                REQUIRE(!t.ec);
+                REQUIRE(t.replies.size() == 1);
+                CHECK(t.replies[0].body == body);
+                std::vector<std::string> pieces;
+                for (std::size_t at = 0; at < wire.size();) {
+                    const std::size_t n = 1 + rng() % 40;
+                    pieces.push_back(wire.substr(at, n));
+                    at += n;
+                }
+                const transcript cut = pop3::test::feed({multi}, pieces);
+                REQUIRE(!cut.ec);
+                CHECK(cut.replies[0].body == body);
+            }
+        }
     }
 
     TEST_CASE("bare CR and NUL in a body are kept byte-exact") {
