@@ -8,6 +8,7 @@
 #include "support.hpp"
 
 #include <cerrno>
+#include <random>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -56,6 +57,30 @@ TEST_CASE("CRLF becomes LF across chunk boundaries; a lone CR stays") {
     check_splits(false, "a\rb\r\r\n", "a\rb\r\n");
     check_splits(false, "end\r", "end\r");
     check_splits(false, "From x\r\n", "From x\n");  // Maildir: no quoting
+}
+
+TEST_CASE("CRLF to LF on long random input, cut anywhere, matches a plain reference") {
+    // Long enough for the sixteen-octet blocks, dense in CRs and LFs (runs
+    // of them, a CR at a block's edge, a CRLF split between chunks).
+    std::mt19937 rng(2449);
+    const char alphabet[] = {'\r', '\r', '\n', '\n', 'a', 'b', '.', '\0'};
+    for (int round = 0; round < 400; ++round) {
+        std::string in;
+        const std::size_t len = rng() % (round < 300 ? 120 : 3000);
+        for (std::size_t i = 0; i < len; ++i) in += alphabet[rng() % sizeof alphabet];
+        std::string expect;
+        for (std::size_t i = 0; i < in.size(); ++i)
+            if (!(in[i] == '\r' && i + 1 < in.size() && in[i + 1] == '\n')) expect += in[i];
+        CAPTURE(round);
+        CHECK(convert(false, {in}) == expect);
+        std::vector<std::string> pieces;
+        for (std::size_t at = 0; at < in.size();) {
+            const std::size_t n = 1 + rng() % 70;
+            pieces.push_back(in.substr(at, n));
+            at += n;
+        }
+        CHECK(convert(false, pieces) == expect);
+    }
 }
 
 TEST_CASE("mboxrd quoting of From lines, wherever the chunks are cut") {

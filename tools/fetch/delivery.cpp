@@ -16,6 +16,10 @@
 #include <thread>
 #include <utility>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include <fcntl.h>
 #include <stdio.h>  // renameat2
 #include <spawn.h>
@@ -520,6 +524,57 @@ void line_converter::stage2(char c, std::string& out) {
     line_start_ = false;
 }
 
+void line_converter::drop_crs(std::string_view in, std::string& out) {
+    // Maildir and MDA: drop the CR of each CRLF. Sixteen octets at a time:
+    // a block without a CRLF is copied whole; one with a single CRLF (a
+    // line is longer than a block, so most are like that) in two stores;
+    // the rare rest octet by octet. The stores may run up to 16 octets past
+    // what is kept: `out` has that slack, and is cut to size at the end.
+    const char* p = in.data();
+    const std::size_t n = in.size();
+    if (n == 0) return;
+    const std::size_t old = out.size();
+    out.resize(old + n + 32);
+    char* const start = out.data() + old;
+    char* w = start;
+    std::size_t i = 0;
+#if defined(__SSE2__)
+    const __m128i cr = _mm_set1_epi8('\r');
+    const __m128i lf = _mm_set1_epi8('\n');
+    for (; i + 32 <= n; i += 16) {
+        const __m128i here = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+        const __m128i next = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i + 1));
+        const unsigned crlf = static_cast<unsigned>(
+            _mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(here, cr), _mm_cmpeq_epi8(next, lf))));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(w), here);
+        if (crlf == 0) {
+            w += 16;
+        } else if ((crlf & (crlf - 1)) == 0) {
+            const unsigned k = static_cast<unsigned>(__builtin_ctz(crlf));
+            // The octets after the CR move down over it.
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(w + k),
+                             _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i + k + 1)));
+            w += 15;
+        } else {
+            for (unsigned k = 0; k < 16; ++k)
+                if ((crlf >> k & 1u) == 0) *w++ = p[i + k];
+        }
+    }
+#endif
+    for (; i < n; ++i) {
+        if (p[i] == '\r') {
+            if (i + 1 == n) {
+                pending_cr_ = true;  // CRLF may be split between chunks
+                break;
+            }
+            if (p[i + 1] == '\n') continue;
+        }
+        *w++ = p[i];
+    }
+    if (w != start) last_ = w[-1];
+    out.resize(old + static_cast<std::size_t>(w - start));
+}
+
 void line_converter::feed(std::string_view in, std::string& out) {
     out.reserve(out.size() + in.size() + 8);
     const char* base = in.data();
@@ -534,29 +589,7 @@ void line_converter::feed(std::string_view in, std::string& out) {
         }
     }
     if (!mboxrd_) {
-        // Maildir and MDA: drop the CR of each CRLF. A segment runs from
-        // one kept octet to the next CR, so the LF after a dropped CR
-        // starts the next segment: one append a line.
-        while (i < in.size()) {
-            const void* cr = std::memchr(base + i, '\r', in.size() - i);
-            if (cr == nullptr) {
-                put(out, in.substr(i));
-                break;
-            }
-            const auto at = static_cast<std::size_t>(static_cast<const char*>(cr) - base);
-            if (at + 1 == in.size()) {
-                put(out, in.substr(i, at - i));
-                pending_cr_ = true;  // CRLF may be split between chunks
-                break;
-            }
-            if (in[at + 1] == '\n') {
-                put(out, in.substr(i, at - i));
-                i = at + 1;  // the LF leads the next segment
-            } else {
-                put(out, in.substr(i, at + 1 - i));  // a lone CR stays
-                i = at + 1;
-            }
-        }
+        drop_crs(in.substr(i), out);
         return;
     }
     while (i < in.size()) {

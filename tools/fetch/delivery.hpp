@@ -49,6 +49,7 @@ public:
     char last() const noexcept { return last_; }
 
 private:
+    void drop_crs(std::string_view in, std::string& out);
     void stage2(char c, std::string& out);
     void put(std::string& out, std::string_view s);
     bool mboxrd_;
