@@ -195,14 +195,6 @@ public:
     }
 
 private:
-    static constexpr std::size_t kept_output = 256;
-    // A deque holds at least one block of 512 octets (libstdc++): as many
-    // commands as fit there cost nothing more to keep.
-    static constexpr std::size_t kept_commands = sizeof(command) < 512 ? 512 / sizeof(command) : 1;
-
-    std::deque<command> queue_;  // [0, in_flight_) in flight, the rest waiting
-    std::size_t peak_ = 0;       // most commands queued since the last shrink
-    std::size_t in_flight_ = 0;
     command* next_admissible() noexcept {
         if (in_flight_ == queue_.size()) return nullptr;
         if (in_flight_ >= depth_) return nullptr;
@@ -221,6 +213,14 @@ private:
         return &queue_[in_flight_];
     }
 
+    static constexpr std::size_t kept_output = 256;
+    // A deque holds at least one block of 512 octets (libstdc++): as many
+    // commands as fit there cost nothing more to keep.
+    static constexpr std::size_t kept_commands = sizeof(command) < 512 ? 512 / sizeof(command) : 1;
+
+    std::deque<command> queue_;  // [0, in_flight_) in flight, the rest waiting
+    std::size_t peak_ = 0;       // most commands queued since the last shrink
+    std::size_t in_flight_ = 0;
     std::size_t depth_ = 1;
     bool refilling_ = false;  // admissible() let one in: the refill goes on
     std::uint64_t budget_ = 0;

@@ -12,9 +12,9 @@
 #include <map>
 #include <mutex>
 #include <span>
-#include <vector>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
