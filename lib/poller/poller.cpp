@@ -317,6 +317,10 @@ private:
         std::vector<std::uint64_t> to_delete;  // committed (or stored before): DELE before QUIT
         asio::steady_timer done;
         explicit batch(asio::any_io_executor ex) : done(ex, clock::time_point::max()) {}
+        /// One of the `pending` is over; the last one wakes the waiter.
+        void one_done() {
+            if (--pending == 0) done.cancel();
+        }
     };
 
     awaitable<error_code> poll_once(account_state& a, diagnostics& diag) {
@@ -435,7 +439,7 @@ private:
         ++b.pending;  // the fetch's completion, which says whether the session broke
         s.async_fetch(std::move(numbers), std::move(cb), [&b](error_code fatal) {
             if (fatal && !b.fatal) b.fatal = fatal;
-            if (--b.pending == 0) b.done.cancel();
+            b.one_done();
         });
     }
 
@@ -463,7 +467,7 @@ private:
 
     void message_finished(std::uint64_t reserved, batch& b) {
         budget_.release(reserved);
-        if (--b.pending == 0) b.done.cancel();
+        b.one_done();
     }
 
     asio::any_io_executor ex_;

@@ -35,13 +35,12 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 // Replies due within this of each other leave together (one timer expiry
 // for a burst): a reply may leave up to a tenth of a millisecond early.
 constexpr auto release_slack = std::chrono::microseconds(100);
-// Whether a reply released at `release` may leave at `now`: every place
-// that decides must agree, or a writer woken early would sleep again.
-namespace {
-bool due(clock::time_point release, clock::time_point now) { return release <= now + release_slack; }
-}  // namespace
 
 namespace {
+
+// Whether a reply released at `release` may leave at `now`: every place
+// that decides must agree, or a writer woken early would sleep again.
+bool due(clock::time_point release, clock::time_point now) { return release <= now + release_slack; }
 
 struct stored_message {
     std::string content;

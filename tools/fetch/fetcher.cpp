@@ -100,6 +100,25 @@ struct account_ctx {
     bool done = false;
 };
 
+/// Calls `f(key, members)` once for each distinct `key_of(message)` of the
+/// batch, in the order the keys first appear; `members` keep the batch's
+/// order. (A batch holds a few destinations and accounts at most.)
+template <class KeyOf, class F>
+void for_each_group(std::vector<finished_message>& batch, KeyOf key_of, F f) {
+    using key = decltype(key_of(batch.front()));
+    std::vector<key> seen;
+    std::vector<finished_message*> members;
+    for (const finished_message& first : batch) {
+        const key k = key_of(first);
+        if (std::find(seen.begin(), seen.end(), k) != seen.end()) continue;
+        seen.push_back(k);
+        members.clear();
+        for (finished_message& m : batch)
+            if (key_of(m) == k) members.push_back(&m);
+        f(k, members);
+    }
+}
+
 /// On a delivery thread: stores each message of `batch` that arrived
 /// whole, durably (a Maildir fsyncs new/ once for all of them), and then
 /// records their UIDs (one journal append and fdatasync per account). A
@@ -124,57 +143,53 @@ void deliver_batch(std::vector<finished_message>& batch) {
             std::string().swap(m.slot->buffer);
         }
     }
-    // One deliver_all per destination, in the batch's order.
+    // One deliver_all per destination.
     std::vector<incoming*> ins;
     std::vector<error_code> results;
     std::vector<std::string> details;
     std::vector<finished_message*> of;
-    std::vector<destination*> done;
-    for (finished_message& first : batch) {
-        destination* dest = first.c->dest;
-        if (std::find(done.begin(), done.end(), dest) != done.end()) continue;
-        done.push_back(dest);
-        ins.clear();
-        of.clear();
-        for (finished_message& m : batch) {
-            if (m.c->dest != dest || m.result) continue;
-            ins.push_back(m.slot->in.get());
-            of.push_back(&m);
-        }
-        if (ins.empty()) continue;
-        results.assign(ins.size(), error_code());
-        details.assign(ins.size(), std::string());
-        dest->deliver_all(ins, results, details);
-        for (std::size_t i = 0; i < of.size(); ++i) {
-            of[i]->result = results[i];
-            of[i]->detail = std::move(details[i]);
-        }
-    }
+    for_each_group(batch, [](const finished_message& m) { return m.c->dest; },
+                   [&](destination* dest, const std::vector<finished_message*>& members) {
+                       ins.clear();
+                       of.clear();
+                       for (finished_message* m : members) {
+                           if (m->result) continue;
+                           ins.push_back(m->slot->in.get());
+                           of.push_back(m);
+                       }
+                       if (ins.empty()) return;
+                       results.assign(ins.size(), error_code());
+                       details.assign(ins.size(), std::string());
+                       dest->deliver_all(ins, results, details);
+                       for (std::size_t i = 0; i < of.size(); ++i) {
+                           of[i]->result = results[i];
+                           of[i]->detail = std::move(details[i]);
+                       }
+                   });
     for (finished_message& m : batch) {
         if (m.result && !m.ec && m.slot && m.slot->in) m.c->dest->discard(*m.slot->in);
         if (m.slot) m.slot->in.reset();
     }
     // One record_all per account.
     std::vector<const std::string*> uids;
-    std::vector<account_ctx*> recorded;
-    for (finished_message& first : batch) {
-        account_ctx* c = first.c;
-        if (!c->state || std::find(recorded.begin(), recorded.end(), c) != recorded.end()) continue;
-        recorded.push_back(c);
-        uids.clear();
-        of.clear();
-        for (finished_message& m : batch) {
-            if (m.c != c || m.result || m.info.uid.empty()) continue;
-            uids.push_back(&m.info.uid);
-            of.push_back(&m);
-        }
-        if (const error_code ec = c->state->record_all(uids)) {
-            // Stored all the same: in delete mode the DELE is safe; in keep
-            // mode the message comes again.
-            for (finished_message* m : of)
-                m->detail = "recording UID " + m->info.uid + " in " + c->state->state_path() + ": " + ec.message();
-        }
-    }
+    for_each_group(batch, [](const finished_message& m) { return m.c; },
+                   [&](account_ctx* c, const std::vector<finished_message*>& members) {
+                       if (!c->state) return;
+                       uids.clear();
+                       of.clear();
+                       for (finished_message* m : members) {
+                           if (m->result || m->info.uid.empty()) continue;
+                           uids.push_back(&m->info.uid);
+                           of.push_back(m);
+                       }
+                       if (const error_code ec = c->state->record_all(uids)) {
+                           // Stored all the same: in delete mode the DELE is
+                           // safe; in keep mode the message comes again.
+                           for (finished_message* m : of)
+                               m->detail = "recording UID " + m->info.uid + " in " + c->state->state_path() + ": " +
+                                           ec.message();
+                       }
+                   });
 }
 
 std::string json_escape(std::string_view s) {
