@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 namespace pop3::detail {
 namespace asio = boost::asio;
@@ -457,6 +458,9 @@ void engine::start_write() {
 void engine::start_read() {
     if (reading_ || sink_busy_ || !stream_ || state_ == session_state::failed) return;
     if (pipe_.front_in_flight() == nullptr) return;
+    // A record that failed behind good ones: reported where the next read
+    // would have found it, once the octets before it are parsed.
+    if (read_error_) return on_io_error(std::exchange(read_error_, {}), true);
     // Make room: the parser has consumed [0, rbeg_). The buffer starts
     // small (most replies are short) and doubles while reads fill it, up to
     // read_size: a thousand sessions logging in do not hold 32 KiB each.
@@ -474,9 +478,15 @@ void engine::start_read() {
                                  self->reading_ = false;
                                  if (gen != self->generation_) return;
                                  if (ec) return self->on_io_error(ec, true);
-                                 if (self->rend_ + n == self->rbuf_.size())
-                                     self->read_chunk_ = std::min(self->read_chunk_ * 2, self->options_.read_size);
                                  self->rend_ += n;
+                                 // More records may have come with the same socket read.
+                                 if (self->stream_)
+                                     self->rend_ += self->stream_->read_buffered(
+                                         asio::buffer(self->rbuf_.data() + self->rend_,
+                                                      self->rbuf_.size() - self->rend_),
+                                         self->read_error_);
+                                 if (self->rend_ == self->rbuf_.size())
+                                     self->read_chunk_ = std::min(self->read_chunk_ * 2, self->options_.read_size);
                                  self->touch();
                                  if (self->tls_store_pending_) self->store_tls_session();
                                  self->pump();
@@ -629,6 +639,7 @@ void engine::fail_session(error_code ec) {
     if (state_ == session_state::failed) return;
     state_ = session_state::failed;
     failure_ = ec;
+    read_error_ = {};
     if (const entry* front = pipe_.front_in_flight()) failed_on_pipelined_ = front->pipelined;
     ++generation_;
     connecting_ = false;

@@ -117,6 +117,7 @@ private:
     std::size_t rend_ = 0;
     bool reading_ = false;
     bool writing_ = false;
+    error_code read_error_;
     bool sink_busy_ = false;
     // While an asynchronous sink's async_write runs: a `done` called before
     // it returns lands here, and the parse goes on in the same loop.

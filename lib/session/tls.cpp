@@ -8,6 +8,7 @@
 
 #include <pop3/sasl.hpp>
 
+#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -86,6 +87,40 @@ void tcp_quickack(int native_handle) noexcept {
 #else
     (void)native_handle;
 #endif
+}
+
+std::size_t tls_read_buffered(SSL* ssl, void* data, std::size_t size, error_code& ec) noexcept {
+    // Asio's TLS stream keeps no state between its operations but OpenSSL's
+    // and the BIO pair's, so reading here is what its next read would do,
+    // minus the trip through the executor. Only where that read could not
+    // need to send: TLS 1.3 has no renegotiation, and what it may queue to
+    // send (a KeyUpdate answer) leaves with the next write, ahead of it, as
+    // RFC 8446 asks. The end of the stream is left for Asio's next read to
+    // find (OpenSSL keeps saying so); a failed record is reported as Asio
+    // would report it, since OpenSSL says it only once.
+    ec = {};
+    if (ssl == nullptr || SSL_version(ssl) != TLS1_3_VERSION || SSL_is_init_finished(ssl) != 1) return 0;
+    BIO* out = SSL_get_wbio(ssl);
+    const std::size_t queued = out != nullptr ? BIO_ctrl_wpending(out) : 0;
+    auto* p = static_cast<unsigned char*>(data);
+    std::size_t total = 0;
+    while (total < size) {
+        std::size_t got = 0;
+        ERR_clear_error();
+        if (SSL_read_ex(ssl, p + total, size - total, &got) != 1) {
+            const int why = SSL_get_error(ssl, 0);
+            if (why == SSL_ERROR_SSL || why == SSL_ERROR_SYSCALL) {
+                const unsigned long code = ERR_get_error();
+                ec = code != 0 ? error_code(static_cast<int>(code), boost::asio::error::get_ssl_category())
+                               : error_code(boost::asio::ssl::error::unspecified_system_error);
+            }
+            break;
+        }
+        total += got;
+        if (out != nullptr && BIO_ctrl_wpending(out) != queued) break;
+    }
+    ERR_clear_error();
+    return total;
 }
 
 void set_tcp_options(boost::asio::ip::tcp::socket& socket) noexcept {

@@ -5,6 +5,7 @@
 #include <pop3/testing/server.hpp>
 
 #include "../../lib/testing/certificate.hpp"
+#include "../support/relay.hpp"
 #include "../support/run.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -502,4 +503,104 @@ TEST_CASE("TLS session cache: a failed verification forgets the server's session
         CHECK(!s.tls_resumed());
     });
     CHECK(cache->size() == 0);
+}
+
+TEST_CASE("TLS 1.3 and 1.2: a pipelined fetch arrives whole, records read several at a time or one by one") {
+    for (int version : {TLS1_3_VERSION, TLS1_2_VERSION}) {
+        CAPTURE(version);
+        testing::server_options so = implicit_server();
+        so.tls_max_version = version;
+        tls_fixture f(so);
+        // Many records per socket read: sizes from a few hundred octets to
+        // several records, dots and CRs cut anywhere.
+        f.server.add_account("bob", "builder",
+                             testing::generate_messages({.count = 60, .median_size = 6000, .size_sigma = 1.2,
+                                                         .max_size = 300000, .seed = 9}));
+        const auto mail = testing::generate_messages(
+            {.count = 60, .median_size = 6000, .size_sigma = 1.2, .max_size = 300000, .seed = 9});
+        pop3::test::run(f.ioc, [&]() -> awaitable<void> {
+            session s(f.ioc, f.client(transport::implicit_tls));
+            co_await s.async_connect("127.0.0.1", f.port(), use_awaitable);
+            co_await s.async_login("bob", "builder", use_awaitable);
+            std::vector<std::string> got(mail.size());
+            std::size_t ok = 0;
+            fetch_callbacks cb;
+            cb.open = [&](const message_info& m) {
+                body_sink sink;
+                sink.write = [&got, n = m.number](std::string_view chunk) {
+                    got[n - 1].append(chunk);
+                    return error_code{};
+                };
+                return sink;
+            };
+            cb.done = [&](const message_info&, error_code ec, const diagnostics&) { ok += !ec; };
+            std::vector<std::uint64_t> numbers;
+            for (std::size_t i = 1; i <= mail.size(); ++i) numbers.push_back(i);
+            co_await s.async_fetch(numbers, cb, use_awaitable);
+            CHECK(ok == mail.size());
+            CHECK(got == mail);
+        });
+    }
+}
+
+TEST_CASE("a TLS record damaged on the link: the messages before it arrive whole, then the TLS error") {
+    // The damage lands at several depths, with the server's replies in big
+    // records and in records of one octet each (dozens to a socket read), so
+    // that the bad record is now the first of a read and now behind good ones.
+    const auto mail = testing::generate_messages({.count = 20, .median_size = 2000, .size_sigma = 0.3, .seed = 5});
+    std::uint64_t octets = 0;
+    for (const auto& m : mail) octets += m.size();
+    for (bool tiny_records : {false, true}) {
+        // A record of one octet takes 22 on the wire with TLS 1.3's AEAD.
+        const std::uint64_t wire = tiny_records ? octets * 22 : octets;
+        for (std::uint64_t at : {wire / 5, wire / 3 + 7, wire / 2 + 1, wire * 3 / 4}) {
+            CAPTURE(tiny_records);
+            CAPTURE(at);
+            asio::io_context ioc;
+            testing::server server(ioc.get_executor(), implicit_server());
+            testing::fault_plan faults;
+            faults.one_byte_writes = tiny_records;
+            server.add_account("alice", "wonderland", mail, faults);
+            REQUIRE(!server.start());
+            pop3::test::relay link(server.port());
+            pop3::test::run(ioc, [&]() -> awaitable<void> {
+                session_options o;
+                o.mode = transport::implicit_tls;
+                o.tls_context = server.client_tls_context();
+                o.reply_timeout = std::chrono::seconds(5);
+                session s(ioc, o);
+                co_await s.async_connect("127.0.0.1", std::to_string(link.port()), use_awaitable);
+                co_await s.async_login("alice", "wonderland", use_awaitable);
+                link.damage_server_octet(at);  // counted from the connection's first octet
+                std::vector<std::string> got(mail.size());
+                std::vector<error_code> outcome(mail.size(), asio::error::would_block);
+                fetch_callbacks cb;
+                cb.open = [&](const message_info& m) {
+                    body_sink sink;
+                    sink.write = [&got, n = m.number](std::string_view chunk) {
+                        got[n - 1].append(chunk);
+                        return error_code{};
+                    };
+                    return sink;
+                };
+                cb.done = [&](const message_info& m, error_code ec, const diagnostics&) {
+                    outcome[m.number - 1] = ec;
+                };
+                std::vector<std::uint64_t> numbers;
+                for (std::size_t i = 1; i <= mail.size(); ++i) numbers.push_back(i);
+                auto [ec] = co_await s.async_fetch(numbers, cb, tuple_awaitable);
+                // OpenSSL's own reason, as Asio reports it: not a bare "system error".
+                CHECK_MESSAGE(ec.category() == asio::error::get_ssl_category(), ec.message());
+                std::size_t whole = 0;
+                for (std::size_t i = 0; i < mail.size(); ++i) {
+                    if (outcome[i]) continue;
+                    CHECK(got[i] == mail[i]);  // a message reported stored is exactly the server's
+                    CHECK(whole == i);         // and only the first ones, in order
+                    ++whole;
+                }
+                CHECK(whole > 0);
+                CHECK(whole < mail.size());
+            });
+        }
+    }
 }

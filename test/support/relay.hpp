@@ -66,6 +66,9 @@ public:
         client_reads_ = 0;
         client_bytes_ = 0;
     }
+    /// From now on, flips one bit of the octet at this offset of what each
+    /// server sends to its client (a link that damages data: TLS must catch it).
+    void damage_server_octet(std::uint64_t offset) { damage_at_ = offset; }
 
 private:
     using tcp = boost::asio::ip::tcp;
@@ -110,6 +113,7 @@ private:
         auto l = std::make_shared<line>(ioc_);
         boost::asio::co_spawn(ioc_, writer(l, to), boost::asio::detached);
         std::vector<char> buf(64 * 1024);
+        std::uint64_t offset = 0;
         for (;;) {
             boost::system::error_code ec;
             const std::size_t n = co_await from->async_read_some(
@@ -118,7 +122,10 @@ private:
             if (from_client) {
                 ++client_reads_;
                 client_bytes_ += n;
+            } else if (const std::uint64_t at = damage_at_; at >= offset && at - offset < n) {
+                buf[static_cast<std::size_t>(at - offset)] ^= 0x40;
             }
+            offset += n;
             l->queue.push_back({std::vector<char>(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n)),
                                 std::chrono::steady_clock::now() + delay_});
             l->wake.cancel();
@@ -161,6 +168,7 @@ private:
     std::atomic<std::uint64_t> client_reads_{0};
     std::atomic<std::uint64_t> client_bytes_{0};
     std::atomic<std::uint64_t> connections_{0};
+    std::atomic<std::uint64_t> damage_at_{~std::uint64_t{0}};
     std::thread thread_;
 };
 

@@ -35,10 +35,26 @@ public:
     /// Called once a read completed: TCP streams re-arm TCP_QUICKACK here,
     /// so that a server's short replies never wait on a delayed ACK.
     virtual void after_read() noexcept {}
+    /// Right after a read completed: copies into `buffer` what the stream
+    /// can give at once, without I/O and without waiting, and returns how
+    /// many octets. A TLS stream's read completes once per record; the
+    /// records the same socket read brought are taken here in one pass. A
+    /// record that fails (a bad MAC, an alert) ends the pass and sets `ec`:
+    /// the octets before it are good, and the error is the stream's next
+    /// read's. Streams without such a store return 0.
+    virtual std::size_t read_buffered(boost::asio::mutable_buffer, error_code& ec) noexcept {
+        ec = {};
+        return 0;
+    }
 };
 
 /// Sets TCP_QUICKACK on a TCP socket (Linux; elsewhere nothing).
 void tcp_quickack(int native_handle) noexcept;
+
+/// The TLS half of read_buffered: SSL_read on the records already handed
+/// to OpenSSL, for TLS 1.3 connections past their handshake only (where a
+/// read never has to send anything before it can go on: no renegotiation).
+std::size_t tls_read_buffered(SSL* ssl, void* data, std::size_t size, error_code& ec) noexcept;
 
 template <class T>
 struct is_tls_stream : std::false_type {};
@@ -71,6 +87,13 @@ public:
             lowest.close();
     }
     bool encrypted() const noexcept override { return is_tls_stream<Stream>::value; }
+    std::size_t read_buffered(boost::asio::mutable_buffer buffer, error_code& ec) noexcept override {
+        ec = {};
+        if constexpr (is_tls_stream<Stream>::value)
+            return tls_read_buffered(stream_.native_handle(), buffer.data(), buffer.size(), ec);
+        else
+            return 0;
+    }
     void after_read() noexcept override {
         auto& lowest = boost::beast::get_lowest_layer(stream_);
         using lowest_type = std::decay_t<decltype(lowest)>;
