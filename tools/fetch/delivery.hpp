@@ -45,11 +45,18 @@ public:
     explicit line_converter(bool mboxrd) : mboxrd_(mboxrd) {}
     void feed(std::string_view in, std::string& out);
     void finish(std::string& out);
+    /// CRLF to LF only (not for mboxrd): converts `in` into `out`, which
+    /// has room for feed_lf_room(in.size()) octets, and returns how many
+    /// it kept.
+    std::size_t feed_lf(std::string_view in, char* out);
+    static constexpr std::size_t feed_lf_room(std::size_t n) noexcept { return n + 1 + drop_slack; }
     /// The last octet written to `out` (0 before any).
     char last() const noexcept { return last_; }
 
 private:
+    static constexpr std::size_t drop_slack = 32;  // how far drop_crs_into's stores may run past
     void drop_crs(std::string_view in, std::string& out);
+    std::size_t drop_crs_into(std::string_view in, char* out);
     void stage2(char c, std::string& out);
     void put(std::string& out, std::string_view s);
     bool mboxrd_;
