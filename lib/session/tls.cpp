@@ -104,9 +104,9 @@ std::size_t tls_read_buffered(SSL* ssl, void* data, std::size_t size, error_code
     const std::size_t queued = out != nullptr ? BIO_ctrl_wpending(out) : 0;
     auto* p = static_cast<unsigned char*>(data);
     std::size_t total = 0;
+    ERR_clear_error();  // once: a read that succeeds leaves nothing queued
     while (total < size) {
         std::size_t got = 0;
-        ERR_clear_error();
         if (SSL_read_ex(ssl, p + total, size - total, &got) != 1) {
             const int why = SSL_get_error(ssl, 0);
             if (why == SSL_ERROR_SSL || why == SSL_ERROR_SYSCALL) {

@@ -426,9 +426,10 @@ int run(const options& opts, std::ostream& out, std::ostream& err, const run_ext
     asio::io_context ioc(1);
     auto work = asio::make_work_guard(ioc);
     // Delivery threads: up to one per session (fsyncs on a real disk
-    // overlap), at most 32; delivery_queue wakes only as many as the
-    // storage keeps busy.
-    delivery_queue pool(std::max<std::size_t>(2, std::min<std::size_t>(opts.concurrency, 32)));
+    // overlap), at most 32, and no more than the accounts can use;
+    // delivery_queue wakes only as many as the storage keeps busy.
+    const std::uint64_t most_sessions = std::min<std::uint64_t>(opts.concurrency, ctxs.size());
+    delivery_queue pool(static_cast<std::size_t>(std::clamp<std::uint64_t>(most_sessions, 2, 32)));
     const auto ex = ioc.get_executor();
     const auto started = clock::now();
     std::uint64_t committed_messages = 0, committed_bytes = 0;
