@@ -19,7 +19,10 @@ against the test CA, and a plaintext password inside TLS (USER or PLAIN), so
 no one pays for SCRAM's PBKDF2. Output goes to tmpfs (/dev/shm when there),
 so the disk is out of the comparison. Each client runs as a child process:
 its wall time, CPU (user + system, its children included) and peak RSS come
-from wait4(). Dovecot's CPU is measured over the same interval.
+from wait4(). Dovecot's CPU is measured over the same interval. Each client
+runs --runs times (3), the clients taking turns, and the table shows the
+median of each figure with the spread of the wall times (+-, half the range);
+a client whose first run took over --repeat-under seconds (10) runs once.
 
 Each scenario is fetched once, untimed, before the runs (Dovecot indexes a
 maildrop at its first session). Every run is checked: the messages it stored must be exactly the ones in the
@@ -34,7 +37,8 @@ command pipelined) plus the bytes over the measured loopback bandwidth, and
 single maildrop).
 
     harness.py --build BUILD_DIR [--out DIR] [--scale F] [--cap SECONDS]
-               [--only SCENARIO,...] [--delays 0,10] [--no-peers]
+               [--only SCENARIO,...] [--delays 0,10] [--no-peers] [--no-sweep]
+               [--runs N] [--repeat-under SECONDS]
 """
 import argparse
 import hashlib
@@ -348,13 +352,43 @@ def run_one(client, scen, delay_ms, dv, cap, bandwidth, scratch, log_dir, measur
                                                   f'{count} of {expected_count} messages')
         if r['status'] != 0 and r['correct']:
             r['verdict'] = f"ok (exit {r['status']})"
+    return derive(r, scen, bandwidth)
+
+
+def derive(r, scen, bandwidth):
+    """The figures computed from a run's wall, CPU and server CPU."""
+    count, expected_count, wire = r['messages'], r['expected_messages'], r['wire_bytes']
     done_bytes = wire * (count / expected_count) if expected_count else 0
     r['msgs_per_s'] = count / r['wall'] if r['wall'] > 0 else 0
     r['mb_per_s'] = done_bytes / MiB / r['wall'] if r['wall'] > 0 else 0
     r['cpu_s_per_gb'] = r['cpu'] / (done_bytes / (1 << 30)) if done_bytes else None
-    r['floor_s'] = floor_seconds(scen, delay_ms, wire, bandwidth, server_cpu)
+    r['floor_s'] = floor_seconds(scen, r['delay_ms'], wire, bandwidth, r['server_cpu'])
     r['x_floor'] = r['wall'] / r['floor_s'] if r['floor_s'] > 0 and not r['stopped'] else None
     return r
+
+
+def median(xs):
+    s = sorted(xs)
+    n = len(s)
+    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
+
+
+def combine(runs, scen, bandwidth):
+    """One row from a client's repeated runs: the median wall time, CPU and
+    server CPU (each the median of its own), the largest peak RSS; a wrong
+    run makes the row wrong. Every run is kept under 'runs'."""
+    bad = next((r for r in runs if r['correct'] is False or r['stopped']), None)
+    row = dict(bad if bad is not None else sorted(runs, key=lambda r: r['wall'])[len(runs) // 2])
+    row['runs'] = [{k: r[k] for k in ('wall', 'cpu', 'server_cpu', 'rss_mb', 'verdict')} for r in runs]
+    if bad is None and len(runs) > 1:
+        row['wall'] = median([r['wall'] for r in runs])
+        row['cpu'] = median([r['cpu'] for r in runs])
+        row['server_cpu'] = median([r['server_cpu'] for r in runs])
+        row['rss_mb'] = max(r['rss_mb'] for r in runs)
+        derive(row, scen, bandwidth)
+    walls = [r['wall'] for r in runs]
+    row['wall_spread'] = (max(walls) - min(walls)) / 2 / row['wall'] if len(runs) > 1 and row['wall'] > 0 else None
+    return row
 
 
 def fmt(v, spec):
@@ -369,12 +403,13 @@ def print_row(r, ref):
     # A stopped run's CPU and RSS miss what its killed children used.
     cpu = None if r['stopped'] else r['cpu_s_per_gb']
     rss = '-' if r['stopped'] else f"{r['rss_mb']:.1f}"
-    print(f"  {r['client']:<24} {wall:>8} {r['msgs_per_s']:>9.0f} {r['mb_per_s']:>8.1f} "
+    spread = '-' if r.get('wall_spread') is None else f"{100 * r['wall_spread']:.0f}%"
+    print(f"  {r['client']:<24} {wall:>8} {spread:>5} {r['msgs_per_s']:>9.0f} {r['mb_per_s']:>8.1f} "
           f"{fmt(cpu, '.1f'):>8} {rss:>7} {r['server_cpu']:>7.2f} "
           f"{fmt(r['x_floor'], '.1f'):>7} {vs:>8}  {r['verdict']}", flush=True)
 
 
-HEADER = (f"  {'client':<24} {'wall s':>8} {'msg/s':>9} {'MB/s':>8} {'CPU s/GB':>8} {'RSS MB':>7} "
+HEADER = (f"  {'client':<24} {'wall s':>8} {'+-':>5} {'msg/s':>9} {'MB/s':>8} {'CPU s/GB':>8} {'RSS MB':>7} "
           f"{'srv CPU':>7} {'x floor':>7} {'vs ours':>8}  check")
 
 
@@ -471,6 +506,10 @@ def main():
     ap.add_argument('--delays', default='0,10', help='comma-separated one-way delays in ms')
     ap.add_argument('--no-peers', action='store_true', help='pop3fetch alone')
     ap.add_argument('--no-sweep', action='store_true', help='skip the pipeline-depth sweep')
+    ap.add_argument('--runs', type=int, default=3,
+                    help='runs of each client, taken in turn; the table shows the median (default 3)')
+    ap.add_argument('--repeat-under', type=float, default=10.0,
+                    help='a client whose first run took longer than this many seconds runs once')
     args = ap.parse_args()
 
     raise_fd_limit()
@@ -519,23 +558,34 @@ def main():
                     warm = run_one(Pop3fetch(pop3fetch), scen, 0, dv, args.cap, bandwidth, scratch, log_dir, measure)
                     if warm['correct'] is False:
                         failures.append(f"{scen['name']} warm-up: {warm['verdict']}")
+                # The clients take turns, run after run, so that a machine
+                # growing busier or quieter weighs on all of them alike.
+                runs = {c.name: [] for c in clients}
+                for _ in range(max(1, args.runs)):
+                    for c in clients:
+                        done = runs[c.name]
+                        if done and (done[0]['stopped'] or done[0]['correct'] is False or
+                                     done[0]['wall'] > args.repeat_under):
+                            continue
+                        r = run_one(c, scen, delay, dv, args.cap, bandwidth, scratch, log_dir, measure)
+                        done.append(r)
+                        if r['correct'] is False:
+                            failures.append(f"{scen['name']} {delay} ms {c.name}: {r['verdict']}")
                 ref = None
                 for c in clients:
-                    r = run_one(c, scen, delay, dv, args.cap, bandwidth, scratch, log_dir, measure)
+                    r = combine(runs[c.name], scen, bandwidth)
                     if c.name == 'pop3fetch':
                         ref = r
                     results.append(r)
                     print_row(r, ref)
-                    if r['correct'] is False:
-                        failures.append(f"{scen['name']} {delay} ms {c.name}: {r['verdict']}")
                 if scen['name'] == 'one-big' and not args.no_sweep:
                     print(f"  depth sweep ({delay} ms):", flush=True)
                     for d in DEPTHS:
                         r = next((x for x in results if x['scenario'] == 'one-big' and x['delay_ms'] == delay and
                                   x['client'] == Pop3fetch(pop3fetch, d).name), None)
                         if r is None:
-                            r = run_one(Pop3fetch(pop3fetch, d), scen, delay, dv, args.cap, bandwidth, scratch,
-                                        log_dir, measure)
+                            r = combine([run_one(Pop3fetch(pop3fetch, d), scen, delay, dv, args.cap, bandwidth,
+                                                 scratch, log_dir, measure)], scen, bandwidth)
                             print_row(r, ref)
                             if r['correct'] is False:
                                 failures.append(f"one-big {delay} ms depth {d}: {r['verdict']}")
@@ -548,6 +598,7 @@ def main():
     for line in target_lines:
         print('  ' + line)
     summary = {'dovecot': dv.info['version'], 'cores': os.cpu_count(), 'scale': args.scale, 'cap_s': args.cap,
+               'runs': args.runs,
                'loopback_bytes_per_s': bandwidth, 'results': results, 'depth_sweep': sweep,
                'targets': target_lines, 'failures': failures, 'seconds': time.monotonic() - t0}
     with open(os.path.join(args.out, 'results.json'), 'w') as f:
