@@ -110,6 +110,17 @@ struct session_options {
     /// Octets asked for per read while replies are expected. The buffer is
     /// released when the session is idle.
     std::size_t read_size = 32 * 1024;
+    /// Linux, TCP: while at least this many octets more are surely due
+    /// (the LIST sizes of messages whose RETR is sent, less what has come),
+    /// the session asks the kernel to wake it only once this many have
+    /// arrived (SO_RCVLOWAT), not for every segment: a bulk fetch wakes the
+    /// client a fraction as often. Closer to the end it wakes on any octet.
+    /// Should a server send less than its LIST said, so that the session
+    /// waits with octets unread, it falls back to any octet after 10 ms
+    /// without progress and keeps to that for the rest of the session.
+    /// 0 turns it off. Above 64 KiB the kernel enlarges the socket's receive
+    /// buffer and clamps its window to the value.
+    std::size_t read_low_water = 64 * 1024;
 };
 
 struct tls_options {

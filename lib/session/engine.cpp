@@ -471,6 +471,7 @@ void engine::start_read() {
         rbeg_ = 0;
     }
     rbuf_.grow(want, rend_);
+    update_low_water();
     reading_ = true;
     arm_timer();
     stream_->async_read_some(asio::buffer(rbuf_.data() + rend_, rbuf_.size() - rend_),
@@ -498,6 +499,37 @@ void engine::start_read() {
                              });
 }
 
+void engine::update_low_water() {
+    if (low_water_off_) return;
+    const std::size_t mark = options_.read_low_water;
+    if (mark <= 1) {
+        low_water_off_ = true;
+        return;
+    }
+    // Octets surely still to come: the expected sizes of the replies whose
+    // commands are all written (none waits to go out), less the front
+    // reply's part already parsed, what the buffer holds unparsed, and
+    // what TLS may hold decrypted or undecrypted above the socket (two
+    // 17 KiB buffers and a record). Replies without a size count nothing.
+    std::size_t want = 1;
+    if (!writing_ && pipe_.pending_output().empty()) {
+        constexpr std::uint64_t above_socket = 64 * 1024;
+        const std::uint64_t have = front_bytes_ + (rend_ - rbeg_) + above_socket;
+        const std::uint64_t due = pipe_.bytes_in_flight();
+        if (due > have && due - have >= mark) want = mark;
+    }
+    set_low_water(want);
+}
+
+void engine::set_low_water(std::size_t octets) {
+    if (octets == low_water_ || !stream_) return;
+    if (!stream_->set_read_low_water(octets)) {
+        low_water_off_ = true;  // not a TCP socket: nothing to set
+        return;
+    }
+    low_water_ = octets;
+}
+
 void engine::process() {
     while (!sink_busy_ && state_ != session_state::failed) {
         entry* front = pipe_.front_in_flight();
@@ -520,6 +552,7 @@ void engine::process() {
         error_code ec;
         const parse_result r = parser_.parse({rbuf_.data() + rbeg_, rend_ - rbeg_}, ec);
         if (ec) return fail_session(ec);
+        front_bytes_ += r.consumed;
         request& req = *front->payload;
         const bool dropped = front->abandoned || req.complete();
         switch (r.event) {
@@ -613,6 +646,7 @@ error_code engine::probe_message_start(std::string_view chunk) {
 
 void engine::finish_front() {
     parser_active_ = false;
+    front_bytes_ = 0;
     reply_deadline_ = clock::time_point::max();
     probing_ = false;
     repump_ = true;  // the window has room again: admit and write more
@@ -650,6 +684,7 @@ void engine::fail_session(error_code ec) {
     for (auto& c : pipe_.take_all())
         if (!c.abandoned) c.payload->fail(ec);
     parser_active_ = false;
+    front_bytes_ = 0;
     reply_deadline_ = clock::time_point::max();
     release_buffers();  // kept while a sink still holds a chunk of it
 }
@@ -674,7 +709,10 @@ engine::clock::time_point engine::next_deadline() const {
     const auto idle = connecting_   ? connect_deadline_
                       : upgrading_ ? handshake_deadline_
                                    : std::min(last_activity_ + options_.reply_timeout, reply_deadline_);
-    return std::min(idle, session_deadline_);
+    auto deadline = std::min(idle, session_deadline_);
+    // A read held by the low-water mark gets a short look: see on_timer.
+    if (reading_ && low_water_ > 1) deadline = std::min(deadline, last_activity_ + low_water_grace);
+    return deadline;
 }
 
 void engine::arm_timer() {
@@ -699,6 +737,16 @@ void engine::on_timer() {
     if (state_ == session_state::failed || state_ == session_state::update) return;
     if (!busy()) return;  // idle: no reply is late
     const auto now = clock::now();
+    if (reading_ && low_water_ > 1 && now >= last_activity_ + low_water_grace) {
+        // Nothing came for a while with the mark set: the server may have
+        // sent less than LIST said, and the rest waits under the mark. Wake
+        // on any octet (setting it wakes a read the octets already satisfy)
+        // and keep to that for the rest of the session.
+        set_low_water(1);
+        low_water_off_ = true;
+        arm_timer();
+        return;
+    }
     if (sink_busy_ && !upgrading_ && now < session_deadline_) {
         // The local sink is slow, not the server.
         touch();

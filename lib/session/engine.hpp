@@ -90,6 +90,8 @@ private:
     void fail_session(error_code ec);
     void connect_done(error_code ec);
     void touch() { last_activity_ = clock::now(); }
+    void update_low_water();
+    void set_low_water(std::size_t octets);
     void arm_timer();
     void disarm_timer();
     void on_timer();
@@ -117,7 +119,14 @@ private:
     std::size_t rend_ = 0;
     bool reading_ = false;
     bool writing_ = false;
-    error_code read_error_;
+    error_code read_error_;  // from read_buffered: for the next start_read
+    // The read low-water mark (session_options::read_low_water): octets of
+    // the front reply parsed so far, the mark set on the socket, and
+    // whether it is off for good (a server that sent less than it said).
+    std::uint64_t front_bytes_ = 0;
+    std::size_t low_water_ = 1;
+    bool low_water_off_ = false;
+    static constexpr std::chrono::milliseconds low_water_grace{10};
     bool sink_busy_ = false;
     // While an asynchronous sink's async_write runs: a `done` called before
     // it returns lands here, and the parse goes on in the same loop.

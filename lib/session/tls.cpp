@@ -13,6 +13,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include <algorithm>
 #include <iterator>
 #include <list>
 #include <mutex>
@@ -121,6 +122,17 @@ std::size_t tls_read_buffered(SSL* ssl, void* data, std::size_t size, error_code
     }
     ERR_clear_error();
     return total;
+}
+
+bool tcp_low_water(int native_handle, std::size_t octets) noexcept {
+#if defined(__linux__) && defined(SO_RCVLOWAT)
+    const int value = static_cast<int>(std::min<std::size_t>(std::max<std::size_t>(octets, 1), 1u << 30));
+    return ::setsockopt(native_handle, SOL_SOCKET, SO_RCVLOWAT, &value, sizeof value) == 0;
+#else
+    (void)native_handle;
+    (void)octets;
+    return false;
+#endif
 }
 
 void set_tcp_options(boost::asio::ip::tcp::socket& socket) noexcept {

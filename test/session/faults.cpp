@@ -300,3 +300,71 @@ TEST_CASE("destroying a session completes its pending operations") {
     CHECK(done);
     CHECK(result == asio::error::operation_aborted);
 }
+
+TEST_CASE("LIST sizes far too large: the read low-water mark gives way, the fetch completes before any timeout") {
+    // LIST says a thousand times each message's size, so the session
+    // expects megabytes more than ever come: the last octets of the batch
+    // sit under the socket's low-water mark until the session falls back to
+    // waking on any octet. Were there no fallback, the reply timeout would
+    // end the fetch; the mark is tried on plain TCP and under TLS.
+    testing::fault_plan lies;
+    lies.rewrite = [](std::string_view command, std::string& reply) {
+        if (command != "LIST") return;
+        std::string out;
+        std::size_t pos = 0;
+        while (pos < reply.size()) {
+            std::size_t eol = reply.find("\r\n", pos);
+            eol = eol == std::string::npos ? reply.size() : eol + 2;
+            std::string line = reply.substr(pos, eol - pos);
+            pos = eol;
+            const std::size_t space = line.find(' ');
+            if (line[0] >= '1' && line[0] <= '9' && space != std::string::npos) {
+                const std::uint64_t octets = std::stoull(line.substr(space + 1));
+                line = line.substr(0, space + 1) + std::to_string(octets * 1000) + "\r\n";
+            }
+            out += line;
+        }
+        reply = out;
+    };
+    for (auto mode : {testing::server_options::tls_mode::none, testing::server_options::tls_mode::implicit}) {
+        CAPTURE(static_cast<int>(mode));
+        testing::server_options so;
+        so.tls = mode;
+        so.bandwidth = 4'000'000;  // octets trickle in: the socket is empty when a read starts
+        pop3::test::server_fixture f(so, pop3::test::server_fixture::make_spec(40, 3000), lies);
+        pop3::test::run(f.ioc, [&]() -> awaitable<void> {
+            session_options o = f.plain_options(std::chrono::seconds(3));
+            if (mode == testing::server_options::tls_mode::implicit) {
+                o.mode = transport::implicit_tls;
+                o.tls_context = f.server.client_tls_context();
+            }
+            REQUIRE(o.read_low_water > 1);  // the default is on
+            session s = co_await f.logged_in(o);
+            auto [lec, listing] = co_await s.async_list(tuple_awaitable);  // the sizes the session goes by
+            REQUIRE(!lec);
+            REQUIRE(listing.size() == f.mail.size());
+            CHECK(listing[0].octets == 1000 * f.mail[0].size());
+            std::vector<std::string> got(f.mail.size());
+            std::size_t stored = 0;
+            fetch_callbacks cb;
+            cb.open = [&](const message_info& m) {
+                body_sink sink;
+                sink.write = [&got, n = m.number](std::string_view chunk) {
+                    got[n - 1].append(chunk);
+                    return error_code{};
+                };
+                return sink;
+            };
+            cb.done = [&](const message_info&, error_code e, const diagnostics&) { stored += !e; };
+            std::vector<std::uint64_t> numbers;
+            for (std::size_t i = 1; i <= f.mail.size(); ++i) numbers.push_back(i);
+            auto [fec] = co_await s.async_fetch(numbers, cb, tuple_awaitable);
+            CHECK_MESSAGE(!fec, fec.message());
+            CHECK(stored == f.mail.size());
+            CHECK(got == f.mail);
+            // The session goes on as before, the mark off for good.
+            auto [qec] = co_await s.async_quit(tuple_awaitable);
+            CHECK(!qec);
+        });
+    }
+}

@@ -35,6 +35,10 @@ public:
     /// Called once a read completed: TCP streams re-arm TCP_QUICKACK here,
     /// so that a server's short replies never wait on a delayed ACK.
     virtual void after_read() noexcept {}
+    /// Wake reads only once this many octets are in the TCP socket's
+    /// receive queue (1: any). False when the lowest layer is no TCP
+    /// socket, or the system cannot.
+    virtual bool set_read_low_water(std::size_t) noexcept { return false; }
     /// Right after a read completed: copies into `buffer` what the stream
     /// can give at once, without I/O and without waiting, and returns how
     /// many octets. A TLS stream's read completes once per record; the
@@ -50,6 +54,8 @@ public:
 
 /// Sets TCP_QUICKACK on a TCP socket (Linux; elsewhere nothing).
 void tcp_quickack(int native_handle) noexcept;
+/// Sets SO_RCVLOWAT on a TCP socket (Linux; elsewhere returns false).
+bool tcp_low_water(int native_handle, std::size_t octets) noexcept;
 
 /// The TLS half of read_buffered: SSL_read on the records already handed
 /// to OpenSSL, for TLS 1.3 connections past their handshake only (where a
@@ -93,6 +99,20 @@ public:
             return tls_read_buffered(stream_.native_handle(), buffer.data(), buffer.size(), ec);
         else
             return 0;
+    }
+    bool set_read_low_water(std::size_t octets) noexcept override {
+        auto& lowest = boost::beast::get_lowest_layer(stream_);
+        using lowest_type = std::decay_t<decltype(lowest)>;
+        if constexpr (requires { typename lowest_type::protocol_type; lowest.native_handle(); }) {
+            if constexpr (std::is_same_v<typename lowest_type::protocol_type, boost::asio::ip::tcp>)
+                return tcp_low_water(static_cast<int>(lowest.native_handle()), octets);
+            else
+                return false;
+        } else if constexpr (requires { lowest.socket().native_handle(); }) {
+            return tcp_low_water(static_cast<int>(lowest.socket().native_handle()), octets);  // beast::tcp_stream
+        } else {
+            return false;
+        }
     }
     void after_read() noexcept override {
         auto& lowest = boost::beast::get_lowest_layer(stream_);
