@@ -137,6 +137,44 @@ TEST_CASE("mbox and MDA destinations") {
     CHECK(srv.messages("bob").size() == 5);
 }
 
+TEST_CASE("messages larger than a spill, converted as they arrive: Maildir and MDA store them byte for byte") {
+    // Lone CRs, CR CR LF, dot lines and long lines, so that chunk edges
+    // fall between a CR and its LF and inside runs of them.
+    std::vector<std::string> mail;
+    std::uint64_t x = 88172645463325252ull;
+    auto next = [&x] {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        return x;
+    };
+    for (std::size_t size : {700000u, 300000u, 40u}) {
+        std::string m = "Subject: large " + std::to_string(size) + "\r\n\r\n";
+        while (m.size() < size) {
+            switch (next() % 6) {
+            case 0: m += "a lone\rcarriage return\r\n"; break;
+            case 1: m += "ends in two\r\r\n"; break;
+            case 2: m += ".a dot line\r\n"; break;
+            case 3: m += std::string(next() % 3000, 'x') + "\r\n"; break;
+            default: m += "plain text line " + std::to_string(next() % 1000) + "\r\n"; break;
+            }
+        }
+        mail.push_back(m);
+    }
+    server_thread srv;
+    srv.add("alice", password, mail);
+    srv.add("bob", password, mail);
+    temp_dir dir;
+    auto r = run_cli(plain_args(dir, {"--maildir", dir / "Maildir", srv.url("alice")}));
+    REQUIRE(r.status == 0);
+    CHECK(maildir_messages(dir / "Maildir") == as_lf(mail));
+    r = run_cli(plain_args(dir, {"--mda", "cat >> '" + (dir / "mda-out") + "'", srv.url("bob")}));
+    REQUIRE(r.status == 0);
+    std::string expect;
+    for (const auto& m : mail) expect += to_lf(m);
+    CHECK(read_file(dir / "mda-out") == expect);
+}
+
 TEST_CASE("passwords from ~/.netrc and --password-file; defaults under HOME") {
     server_thread srv;
     auto mail = make_mail(2, 6);
