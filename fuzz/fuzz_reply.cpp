@@ -1,5 +1,7 @@
-// Replies, fed whole and in chunks chosen by the input: both feedings must
-// give the same events, and no call may consume more than it was given.
+// Replies, fed whole and in chunks chosen by the input, through parse() and
+// parse_in_place(): every feeding must give the same events, and no call may
+// consume more than it was given (nor, in place, touch what it did not
+// consume).
 #include <pop3/reply_parser.hpp>
 
 #include <cstdint>
@@ -15,7 +17,7 @@ struct outcome {
     std::size_t leftover = 0;
 };
 
-outcome run(pop3::reply_shape shape, std::string_view wire, std::size_t chunk) {
+outcome run(pop3::reply_shape shape, std::string_view wire, std::size_t chunk, bool in_place) {
     outcome out;
     pop3::parser_limits limits;
     limits.max_body = 1 << 16;
@@ -29,12 +31,14 @@ outcome run(pop3::reply_shape shape, std::string_view wire, std::size_t chunk) {
         offset += n;
         while (!parser.done()) {
             pop3::error_code ec;
-            const auto r = parser.parse(buffer, ec);
+            const std::string before = in_place ? buffer : std::string();
+            const auto r = in_place ? parser.parse_in_place(buffer.data(), buffer.size(), ec) : parser.parse(buffer, ec);
             if (ec) {
                 out.ec = ec;
                 return out;
             }
             if (r.consumed > buffer.size()) std::abort();
+            if (in_place && buffer.compare(r.consumed, std::string::npos, before, r.consumed) != 0) std::abort();
             if (r.event == pop3::parse_event::status) {
                 out.trace += static_cast<char>('0' + static_cast<int>(parser.status().indicator));
                 out.trace += parser.status().code.text;
@@ -65,9 +69,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auto shape = static_cast<pop3::reply_shape>(data[0] % 3);
     const std::size_t chunk = 1 + data[1] % 17;
     const std::string_view wire(reinterpret_cast<const char*>(data) + 2, size - 2);
-    const outcome whole = run(shape, wire, wire.size() + 1);
-    const outcome split = run(shape, wire, chunk);
-    if (whole.ec != split.ec) std::abort();
-    if (!whole.ec && (whole.trace != split.trace || whole.leftover != split.leftover)) std::abort();
+    const outcome whole = run(shape, wire, wire.size() + 1, false);
+    for (const outcome& other : {run(shape, wire, chunk, false), run(shape, wire, wire.size() + 1, true),
+                                 run(shape, wire, chunk, true)}) {
+        if (whole.ec != other.ec) std::abort();
+        if (!whole.ec && (whole.trace != other.trace || whole.leftover != other.leftover)) std::abort();
+    }
     return 0;
 }

@@ -58,6 +58,14 @@ public:
     /// they are known not to be stuffing or part of the terminator.
     parse_result parse(std::string_view input, error_code& ec);
 
+    /// As parse(), events and consumed counts alike, but a body comes out in
+    /// fewer pieces: the body lines `input` holds are handed out as one view,
+    /// moved together over the stuffing dots between them (each octet moved
+    /// at most once, within the consumed part of `input`, which the view
+    /// points into). parse() cuts the body at every stuffed line; for a
+    /// caller that owns its buffer this spares a sink call per such line.
+    parse_result parse_in_place(char* input, std::size_t size, error_code& ec);
+
     /// To be called when the stream ends. Returns the error for a reply cut
     /// short (eof_in_status_line, eof_in_body), or no error when no reply is
     /// in progress.
@@ -89,6 +97,7 @@ private:
 
     parse_result parse_status(std::string_view input, error_code& ec);
     parse_result parse_body(std::string_view input, error_code& ec) noexcept;
+    parse_result gather_body(char* data, std::size_t n, error_code& ec) noexcept;
     parse_result emit_body(std::string_view chunk, std::size_t consumed, error_code& ec) noexcept;
 
     parser_limits limits_;

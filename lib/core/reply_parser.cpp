@@ -91,6 +91,57 @@ parse_result reply_parser::parse(std::string_view input, error_code& ec) {
     }
 }
 
+parse_result reply_parser::parse_in_place(char* input, std::size_t size, error_code& ec) {
+    switch (state_) {
+    case state::line_start:
+    case state::in_line:
+    case state::dot:
+        ec = {};
+        return gather_body(input, size, ec);
+    default:
+        return parse({input, size}, ec);
+    }
+}
+
+parse_result reply_parser::gather_body(char* data, std::size_t n, error_code& ec) noexcept {
+    // Where a body line goes on without a decision to make (no dot at a
+    // line start, or a stuffing dot followed by text), gather; everything
+    // else (a terminator, ".\r", too few octets to tell) is parse_body's.
+    std::size_t pos = 0;
+    if (state_ == state::line_start && n >= 2 && data[0] == '.' && data[1] != '\r' && data[1] != '\n') {
+        pos = 1;  // a stuffing dot: dropped
+        state_ = state::in_line;
+    } else if (state_ == state::line_start && n >= 1 && data[0] != '.') {
+        state_ = state::in_line;
+    } else if (state_ == state::dot && n >= 1 && data[0] != '\r' && data[0] != '\n') {
+        state_ = state::in_line;  // the dot before was stuffing
+    }
+    if (state_ != state::in_line || pos == n) return parse_body({data, n}, ec);
+    const std::size_t begin = pos;
+    std::size_t out = pos;  // the gathered octets are [begin, out)
+    for (;;) {
+        const std::size_t lf = find_lf_dot(data + pos, n - pos);
+        const bool at_dot = lf != n - pos;
+        const std::size_t end = at_dot ? pos + lf + 1 : n;
+        if (out != pos) std::memmove(data + out, data + pos, end - pos);
+        out += end - pos;
+        pos = end;
+        if (!at_dot) {
+            state_ = data[n - 1] == '\n' ? state::line_start : state::in_line;
+            break;
+        }
+        // data[pos] is a dot at the start of a line.
+        state_ = state::line_start;
+        if (pos + 1 < n && data[pos + 1] != '\r' && data[pos + 1] != '\n') {
+            ++pos;  // stuffing: dropped, and the line goes on into the view
+            state_ = state::in_line;
+            continue;
+        }
+        break;  // the dot is parse_body's on the next call
+    }
+    return emit_body({data + begin, out - begin}, pos, ec);
+}
+
 parse_result reply_parser::parse_status(std::string_view input, error_code& ec) {
     const std::size_t window = std::min(input.size(), limits_.max_status_line);
     const void* lf = scanned_ < window

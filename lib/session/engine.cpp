@@ -550,7 +550,10 @@ void engine::process() {
         }
         if (rbeg_ == rend_) return;
         error_code ec;
-        const parse_result r = parser_.parse({rbuf_.data() + rbeg_, rend_ - rbeg_}, ec);
+        // In place: the body lines of the buffer come out as one view, moved
+        // together over the stuffing dots between them (one sink call, not
+        // one per stuffed line).
+        const parse_result r = parser_.parse_in_place(rbuf_.data() + rbeg_, rend_ - rbeg_, ec);
         if (ec) return fail_session(ec);
         front_bytes_ += r.consumed;
         request& req = *front->payload;

@@ -232,6 +232,8 @@ TEST_SUITE("reply_parser: dot-stuffing") {
                 const transcript cut = pop3::test::feed({multi}, pieces);
                 REQUIRE(!cut.ec);
                 CHECK(cut.replies[0].body == body);
+                CHECK(pop3::test::feed({multi}, pieces, {}, true) == cut);  // parse_in_place
+                CHECK(pop3::test::feed({multi}, {wire}, {}, true) == t);
             }
         }
     }

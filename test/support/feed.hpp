@@ -41,9 +41,11 @@ inline std::ostream& operator<<(std::ostream& os, const transcript& t) {
 }
 
 /// Feeds `pieces` in order, parsing one reply per entry of `shapes`.
-/// EOF is signalled after the last piece if replies remain.
+/// EOF is signalled after the last piece if replies remain. With
+/// `in_place`, through parse_in_place (which may rewrite the buffer's
+/// consumed octets): the transcript must be the same.
 inline transcript feed(const std::vector<reply_shape>& shapes, const std::vector<std::string>& pieces,
-                       const parser_limits& limits = {}) {
+                       const parser_limits& limits = {}, bool in_place = false) {
     transcript t;
     reply_parser parser{limits};
     std::size_t next_shape = 0;
@@ -59,7 +61,9 @@ inline transcript feed(const std::vector<reply_shape>& shapes, const std::vector
         buffer += piece;
         while (active) {
             error_code ec;
-            const parse_result r = parser.parse(buffer, ec);
+            const std::string before = in_place ? buffer : std::string();
+            const parse_result r =
+                in_place ? parser.parse_in_place(buffer.data(), buffer.size(), ec) : parser.parse(buffer, ec);
             if (ec) {
                 // How much of a failing reply came out first depends on the
                 // chunking; the error itself must not.
@@ -77,6 +81,14 @@ inline transcript feed(const std::vector<reply_shape>& shapes, const std::vector
             } else if (r.event == parse_event::body) {
                 REQUIRE(!r.body.empty());
                 rec.body.append(r.body);
+            }
+            if (in_place && r.consumed <= buffer.size()) {
+                // Only consumed octets may change; the view lies within them
+                // (or in the parser's static storage).
+                REQUIRE(buffer.compare(r.consumed, std::string::npos, before, r.consumed) == 0);
+                if (r.event == parse_event::body && r.body.data() >= buffer.data() &&
+                    r.body.data() < buffer.data() + buffer.size())
+                    REQUIRE(r.body.data() + r.body.size() <= buffer.data() + r.consumed);
             }
             buffer.erase(0, r.consumed);
             if (parser.done()) {
@@ -112,6 +124,14 @@ inline transcript grind(const std::vector<reply_shape>& shapes, std::string_view
     const transcript bytewise = feed(shapes, bytes, limits);
     INFO("one byte at a time");
     REQUIRE(bytewise == whole);
+    // The same through parse_in_place: whole, at every cut, a byte at a time.
+    REQUIRE(feed(shapes, {std::string(wire)}, limits, true) == whole);
+    for (std::size_t cut = 0; cut <= wire.size(); ++cut) {
+        INFO("in place, split at offset ", cut);
+        REQUIRE(feed(shapes, {std::string(wire.substr(0, cut)), std::string(wire.substr(cut))}, limits, true) ==
+                whole);
+    }
+    REQUIRE(feed(shapes, bytes, limits, true) == whole);
     return whole;
 }
 
