@@ -3,6 +3,7 @@
 #include <pop3/session.hpp>
 #include <pop3/testing/server.hpp>
 
+#include "../support/fetch_all.hpp"
 #include "../support/run.hpp"
 #include "../support/server_fixture.hpp"
 
@@ -344,24 +345,10 @@ TEST_CASE("LIST sizes far too large: the read low-water mark gives way, the fetc
             REQUIRE(!lec);
             REQUIRE(listing.size() == f.mail.size());
             CHECK(listing[0].octets == 1000 * f.mail[0].size());
-            std::vector<std::string> got(f.mail.size());
-            std::size_t stored = 0;
-            fetch_callbacks cb;
-            cb.open = [&](const message_info& m) {
-                body_sink sink;
-                sink.write = [&got, n = m.number](std::string_view chunk) {
-                    got[n - 1].append(chunk);
-                    return error_code{};
-                };
-                return sink;
-            };
-            cb.done = [&](const message_info&, error_code e, const diagnostics&) { stored += !e; };
-            std::vector<std::uint64_t> numbers;
-            for (std::size_t i = 1; i <= f.mail.size(); ++i) numbers.push_back(i);
-            auto [fec] = co_await s.async_fetch(numbers, cb, tuple_awaitable);
-            CHECK_MESSAGE(!fec, fec.message());
-            CHECK(stored == f.mail.size());
-            CHECK(got == f.mail);
+            const pop3::test::fetched got = co_await pop3::test::fetch_all(s, f.mail.size());
+            CHECK_MESSAGE(!got.ec, got.ec.message());
+            CHECK(got.stored() == f.mail.size());
+            CHECK(got.bodies == f.mail);
             // The session goes on as before, the mark off for good.
             auto [qec] = co_await s.async_quit(tuple_awaitable);
             CHECK(!qec);

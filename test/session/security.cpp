@@ -5,6 +5,7 @@
 #include <pop3/testing/server.hpp>
 
 #include "../../lib/testing/certificate.hpp"
+#include "../support/fetch_all.hpp"
 #include "../support/relay.hpp"
 #include "../support/run.hpp"
 
@@ -522,23 +523,10 @@ TEST_CASE("TLS 1.3 and 1.2: a pipelined fetch arrives whole, records read severa
             session s(f.ioc, f.client(transport::implicit_tls));
             co_await s.async_connect("127.0.0.1", f.port(), use_awaitable);
             co_await s.async_login("bob", "builder", use_awaitable);
-            std::vector<std::string> got(mail.size());
-            std::size_t ok = 0;
-            fetch_callbacks cb;
-            cb.open = [&](const message_info& m) {
-                body_sink sink;
-                sink.write = [&got, n = m.number](std::string_view chunk) {
-                    got[n - 1].append(chunk);
-                    return error_code{};
-                };
-                return sink;
-            };
-            cb.done = [&](const message_info&, error_code ec, const diagnostics&) { ok += !ec; };
-            std::vector<std::uint64_t> numbers;
-            for (std::size_t i = 1; i <= mail.size(); ++i) numbers.push_back(i);
-            co_await s.async_fetch(numbers, cb, use_awaitable);
-            CHECK(ok == mail.size());
-            CHECK(got == mail);
+            const pop3::test::fetched got = co_await pop3::test::fetch_all(s, mail.size());
+            CHECK_MESSAGE(!got.ec, got.ec.message());
+            CHECK(got.stored() == mail.size());
+            CHECK(got.bodies == mail);
         });
     }
 }
@@ -572,29 +560,13 @@ TEST_CASE("a TLS record damaged on the link: the messages before it arrive whole
                 co_await s.async_connect("127.0.0.1", std::to_string(link.port()), use_awaitable);
                 co_await s.async_login("alice", "wonderland", use_awaitable);
                 link.damage_server_octet(at);  // counted from the connection's first octet
-                std::vector<std::string> got(mail.size());
-                std::vector<error_code> outcome(mail.size(), asio::error::would_block);
-                fetch_callbacks cb;
-                cb.open = [&](const message_info& m) {
-                    body_sink sink;
-                    sink.write = [&got, n = m.number](std::string_view chunk) {
-                        got[n - 1].append(chunk);
-                        return error_code{};
-                    };
-                    return sink;
-                };
-                cb.done = [&](const message_info& m, error_code ec, const diagnostics&) {
-                    outcome[m.number - 1] = ec;
-                };
-                std::vector<std::uint64_t> numbers;
-                for (std::size_t i = 1; i <= mail.size(); ++i) numbers.push_back(i);
-                auto [ec] = co_await s.async_fetch(numbers, cb, tuple_awaitable);
+                const pop3::test::fetched got = co_await pop3::test::fetch_all(s, mail.size());
                 // OpenSSL's own reason, as Asio reports it: not a bare "system error".
-                CHECK_MESSAGE(ec.category() == asio::error::get_ssl_category(), ec.message());
+                CHECK_MESSAGE(got.ec.category() == asio::error::get_ssl_category(), got.ec.message());
                 std::size_t whole = 0;
                 for (std::size_t i = 0; i < mail.size(); ++i) {
-                    if (outcome[i]) continue;
-                    CHECK(got[i] == mail[i]);  // a message reported stored is exactly the server's
+                    if (got.outcome[i]) continue;
+                    CHECK(got.bodies[i] == mail[i]);  // a message reported stored is exactly the server's
                     CHECK(whole == i);         // and only the first ones, in order
                     ++whole;
                 }
