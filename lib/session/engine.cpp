@@ -506,15 +506,17 @@ void engine::update_low_water() {
         low_water_off_ = true;
         return;
     }
-    // Octets surely still to come: the expected sizes of the replies whose
-    // commands are all written (none waits to go out), less the front
-    // reply's part already parsed, what the buffer holds unparsed, and
-    // what TLS may hold decrypted or undecrypted above the socket (two
-    // 17 KiB buffers and a record). Replies without a size count nothing.
+    // Octets surely still to come: the expected sizes (LIST's message
+    // octets) of the replies whose commands are all written (none waits to
+    // go out), less the front reply's body handed out so far, what the
+    // buffer holds unparsed, and what TLS may hold decrypted or undecrypted
+    // above the socket (two 17 KiB buffers and a record). Replies without a
+    // size count nothing.
     std::size_t want = 1;
     if (!writing_ && pipe_.pending_output().empty()) {
         constexpr std::uint64_t above_socket = 64 * 1024;
-        const std::uint64_t have = front_bytes_ + (rend_ - rbeg_) + above_socket;
+        const std::uint64_t front = parser_active_ ? parser_.body_size() : 0;
+        const std::uint64_t have = front + (rend_ - rbeg_) + above_socket;
         const std::uint64_t due = pipe_.bytes_in_flight();
         if (due > have && due - have >= mark) want = mark;
     }
@@ -555,7 +557,6 @@ void engine::process() {
         // one per stuffed line).
         const parse_result r = parser_.parse_in_place(rbuf_.data() + rbeg_, rend_ - rbeg_, ec);
         if (ec) return fail_session(ec);
-        front_bytes_ += r.consumed;
         request& req = *front->payload;
         const bool dropped = front->abandoned || req.complete();
         switch (r.event) {
@@ -649,7 +650,6 @@ error_code engine::probe_message_start(std::string_view chunk) {
 
 void engine::finish_front() {
     parser_active_ = false;
-    front_bytes_ = 0;
     reply_deadline_ = clock::time_point::max();
     probing_ = false;
     repump_ = true;  // the window has room again: admit and write more
@@ -687,7 +687,6 @@ void engine::fail_session(error_code ec) {
     for (auto& c : pipe_.take_all())
         if (!c.abandoned) c.payload->fail(ec);
     parser_active_ = false;
-    front_bytes_ = 0;
     reply_deadline_ = clock::time_point::max();
     release_buffers();  // kept while a sink still holds a chunk of it
 }

@@ -120,10 +120,9 @@ private:
     bool reading_ = false;
     bool writing_ = false;
     error_code read_error_;  // from read_buffered: for the next start_read
-    // The read low-water mark (session_options::read_low_water): octets of
-    // the front reply parsed so far, the mark set on the socket, and
-    // whether it is off for good (a server that sent less than it said).
-    std::uint64_t front_bytes_ = 0;
+    // The read low-water mark (session_options::read_low_water): the mark
+    // set on the socket, and whether it is off for good (a server that
+    // sent less than it said).
     std::size_t low_water_ = 1;
     bool low_water_off_ = false;
     static constexpr std::chrono::milliseconds low_water_grace{10};

@@ -3,6 +3,7 @@
 #include <pop3/session.hpp>
 #include <pop3/testing/server.hpp>
 
+#include "../support/fetch_all.hpp"
 #include "../support/run.hpp"
 #include "../support/server_fixture.hpp"
 
@@ -219,21 +220,9 @@ TEST_CASE("pipelined and lock-step runs give byte-identical messages") {
             o.pipeline.depth = depth;
             session s = co_await f.logged_in(o);
             CHECK(s.pipeline_depth() == (depth == 0 ? default_pipeline_depth : depth));
-            std::vector<std::string> got(f.mail.size());
-            fetch_callbacks cb;
-            cb.open = [&](const pop3::message_info& m) {
-            const std::uint64_t n = m.number;
-                body_sink sink;
-                sink.write = [&got, n](std::string_view chunk) {
-                    got[n - 1].append(chunk);
-                    return error_code{};
-                };
-                return sink;
-            };
-            std::vector<std::uint64_t> numbers;
-            for (std::size_t i = 1; i <= f.mail.size(); ++i) numbers.push_back(i);
-            co_await s.async_fetch(numbers, cb, use_awaitable);
-            CHECK(got == f.mail);
+            const pop3::test::fetched got = co_await pop3::test::fetch_all(s, f.mail.size());
+            REQUIRE_MESSAGE(!got.ec, got.ec.message());
+            CHECK(got.bodies == f.mail);
         });
     }
 }

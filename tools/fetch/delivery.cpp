@@ -89,22 +89,10 @@ public:
     error_code write(std::string_view chunk) override {
         if (int e = injected(step::write); e != 0) return sys(e);
         // In slices, so that the buffer stays small (and in cache).
-        if (!keep_headers_) {  // CRLF to LF only: straight into a buffer never zero-filled
-            char* buf = raw_scratch();
-            while (!chunk.empty()) {
-                const std::string_view slice = chunk.substr(0, scratch_slice);
-                chunk.remove_prefix(slice.size());
-                if (auto ec = put(std::string_view(buf, conv_.feed_lf(slice, buf)))) return ec;
-            }
-            return {};
-        }
-        std::string& buf = scratch();
         while (!chunk.empty()) {
             const std::string_view slice = chunk.substr(0, scratch_slice);
             chunk.remove_prefix(slice.size());
-            buf.clear();
-            conv_.feed(slice, buf);
-            if (auto ec = put(buf)) return ec;
+            if (auto ec = put(convert(slice))) return ec;
         }
         return {};
     }
@@ -136,6 +124,20 @@ private:
     static char* raw_scratch() {
         thread_local std::unique_ptr<char[]> buf(new char[line_converter::feed_lf_room(scratch_slice)]);
         return buf.get();
+    }
+
+    /// A slice in stored form, in the thread's scratch buffer: CRLF to LF
+    /// straight into a buffer never zero-filled, or (mbox) the converter's
+    /// quoting too.
+    std::string_view convert(std::string_view slice) {
+        if (!keep_headers_) {
+            char* buf = raw_scratch();
+            return {buf, conv_.feed_lf(slice, buf)};
+        }
+        std::string& buf = scratch();
+        buf.clear();
+        conv_.feed(slice, buf);
+        return buf;
     }
 
     error_code put(std::string_view data) {
