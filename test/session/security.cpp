@@ -531,48 +531,94 @@ TEST_CASE("TLS 1.3 and 1.2: a pipelined fetch arrives whole, records read severa
     }
 }
 
-TEST_CASE("a TLS record damaged on the link: the messages before it arrive whole, then the TLS error") {
-    // The damage lands at several depths, with the server's replies in big
-    // records and in records of one octet each (dozens to a socket read), so
-    // that the bad record is now the first of a read and now behind good ones.
+namespace {
+
+// A fetch over a link that damages one octet of what the server sends, in
+// the chosen part of a TLS record at or after `at`: the messages before the
+// damage arrive whole and in order, then the session ends with an error,
+// which `check_error` judges. With `tiny_records` each octet of the
+// server's replies is a record of its own (dozens to a socket read), so the
+// bad record is now the first of a read and now behind good ones.
+template <class CheckError>
+void fetch_over_damaging_link(bool tiny_records, std::uint64_t at, pop3::test::relay::tls_part part,
+                              std::chrono::milliseconds reply_timeout, CheckError check_error) {
+    const auto mail = testing::generate_messages({.count = 20, .median_size = 2000, .size_sigma = 0.3, .seed = 5});
+    asio::io_context ioc;
+    testing::server server(ioc.get_executor(), implicit_server());
+    testing::fault_plan faults;
+    faults.one_byte_writes = tiny_records;
+    server.add_account("alice", "wonderland", mail, faults);
+    REQUIRE(!server.start());
+    pop3::test::relay link(server.port());
+    pop3::test::run(ioc, [&]() -> awaitable<void> {
+        session_options o;
+        o.mode = transport::implicit_tls;
+        o.tls_context = server.client_tls_context();
+        o.reply_timeout = reply_timeout;
+        session s(ioc, o);
+        co_await s.async_connect("127.0.0.1", std::to_string(link.port()), use_awaitable);
+        co_await s.async_login("alice", "wonderland", use_awaitable);
+        link.damage_server_tls(at, part);  // counted from the connection's first octet
+        const pop3::test::fetched got = co_await pop3::test::fetch_all(s, mail.size());
+        check_error(got.ec);
+        std::size_t whole = 0;
+        for (std::size_t i = 0; i < mail.size(); ++i) {
+            if (got.outcome[i]) continue;
+            CHECK(got.bodies[i] == mail[i]);  // a message reported stored is exactly the server's
+            CHECK(whole == i);                // and only the first ones, in order
+            ++whole;
+        }
+        CHECK(whole > 0);
+        CHECK(whole < mail.size());
+    });
+}
+
+// The octets on the wire of the 20 messages above, with records of one
+// octet each (23 on the wire with TLS 1.3's AEAD) or large ones.
+std::uint64_t damaging_link_wire(bool tiny_records) {
     const auto mail = testing::generate_messages({.count = 20, .median_size = 2000, .size_sigma = 0.3, .seed = 5});
     std::uint64_t octets = 0;
     for (const auto& m : mail) octets += m.size();
+    return tiny_records ? octets * 23 : octets;
+}
+
+}  // namespace
+
+TEST_CASE("a TLS record damaged on the link: the messages before it arrive whole, then the TLS error") {
     for (bool tiny_records : {false, true}) {
-        // A record of one octet takes 22 on the wire with TLS 1.3's AEAD.
-        const std::uint64_t wire = tiny_records ? octets * 22 : octets;
+        const std::uint64_t wire = damaging_link_wire(tiny_records);
         for (std::uint64_t at : {wire / 5, wire / 3 + 7, wire / 2 + 1, wire * 3 / 4}) {
             CAPTURE(tiny_records);
             CAPTURE(at);
-            asio::io_context ioc;
-            testing::server server(ioc.get_executor(), implicit_server());
-            testing::fault_plan faults;
-            faults.one_byte_writes = tiny_records;
-            server.add_account("alice", "wonderland", mail, faults);
-            REQUIRE(!server.start());
-            pop3::test::relay link(server.port());
-            pop3::test::run(ioc, [&]() -> awaitable<void> {
-                session_options o;
-                o.mode = transport::implicit_tls;
-                o.tls_context = server.client_tls_context();
-                o.reply_timeout = std::chrono::seconds(5);
-                session s(ioc, o);
-                co_await s.async_connect("127.0.0.1", std::to_string(link.port()), use_awaitable);
-                co_await s.async_login("alice", "wonderland", use_awaitable);
-                link.damage_server_octet(at);  // counted from the connection's first octet
-                const pop3::test::fetched got = co_await pop3::test::fetch_all(s, mail.size());
-                // OpenSSL's own reason, as Asio reports it: not a bare "system error".
-                CHECK_MESSAGE(got.ec.category() == asio::error::get_ssl_category(), got.ec.message());
-                std::size_t whole = 0;
-                for (std::size_t i = 0; i < mail.size(); ++i) {
-                    if (got.outcome[i]) continue;
-                    CHECK(got.bodies[i] == mail[i]);  // a message reported stored is exactly the server's
-                    CHECK(whole == i);         // and only the first ones, in order
-                    ++whole;
-                }
-                CHECK(whole > 0);
-                CHECK(whole < mail.size());
-            });
+            fetch_over_damaging_link(tiny_records, at, pop3::test::relay::tls_part::payload, std::chrono::seconds(5),
+                                     [](boost::system::error_code ec) {
+                                         // The record fails its authentication at once: OpenSSL's
+                                         // own reason, as Asio reports it, not a bare "system error".
+                                         CHECK_MESSAGE(ec.category() == asio::error::get_ssl_category(),
+                                                       ec.message());
+                                     });
+        }
+    }
+}
+
+TEST_CASE("a TLS record length damaged on the link: the messages before it arrive whole, then an error, never a hang") {
+    // The length's high octet flips. A small record then claims 16 KiB
+    // more, still under TLS's limit: the client waits for octets the
+    // replies in flight may not hold, and either the reply timeout ends the
+    // wait or the octets that fill the record fail its authentication. A
+    // full record of 16 KiB shrinks instead, and what follows it is no
+    // record header.
+    for (bool tiny_records : {false, true}) {
+        const std::uint64_t wire = damaging_link_wire(tiny_records);
+        for (std::uint64_t at : {wire / 3, wire * 3 / 4}) {
+            CAPTURE(tiny_records);
+            CAPTURE(at);
+            fetch_over_damaging_link(tiny_records, at, pop3::test::relay::tls_part::length,
+                                     std::chrono::milliseconds(500), [](boost::system::error_code ec) {
+                                         CHECK_MESSAGE((ec == error::timeout ||
+                                                        ec.category() == asio::error::get_ssl_category()),
+                                                       ec.message());
+                                     });
         }
     }
 }

@@ -66,9 +66,17 @@ public:
         client_reads_ = 0;
         client_bytes_ = 0;
     }
-    /// From now on, flips one bit of the octet at this offset of what each
-    /// server sends to its client (a link that damages data: TLS must catch it).
-    void damage_server_octet(std::uint64_t offset) { damage_at_ = offset; }
+    /// The part of a TLS record (RFC 8446 section 5.1) that damage_server_tls
+    /// hits: a ciphertext octet, or the high octet of the record's length.
+    enum class tls_part { payload, length };
+    /// From now on, flips one bit of what each server sends to its client (a
+    /// link that damages data: TLS must catch it): in the first octet of the
+    /// chosen part of a record at or after this offset of the connection.
+    /// The relay follows the record framing from the first octet on.
+    void damage_server_tls(std::uint64_t offset, tls_part part) {
+        damage_part_ = part;
+        damage_at_ = offset;
+    }
 
 private:
     using tcp = boost::asio::ip::tcp;
@@ -109,11 +117,44 @@ private:
         explicit line(boost::asio::io_context& ioc) : wake(ioc, std::chrono::steady_clock::time_point::max()) {}
     };
 
+    // Follows the TLS record framing of one direction, octet by octet, and
+    // damages the first octet of the wanted part at or after the offset
+    // asked for (once a connection).
+    struct record_framing {
+        unsigned char header[5]{};
+        std::size_t header_have = 0;
+        std::size_t body_left = 0;
+        bool damaged = false;
+
+        void pass(char* p, std::size_t n, std::uint64_t offset, std::uint64_t at, tls_part part) {
+            for (std::size_t i = 0; i < n; ++i) {
+                const bool in_body = body_left > 0;
+                const bool hit = !damaged && offset + i >= at &&
+                                 (part == tls_part::payload ? in_body : !in_body && header_have == 3);
+                const auto octet = static_cast<unsigned char>(p[i]);  // as the server sent it
+                if (hit) {
+                    p[i] = static_cast<char>(octet ^ 0x40);
+                    damaged = true;
+                }
+                if (in_body) {
+                    --body_left;
+                    continue;
+                }
+                header[header_have++] = octet;
+                if (header_have == 5) {
+                    body_left = std::size_t{header[3]} << 8 | header[4];
+                    header_have = 0;
+                }
+            }
+        }
+    };
+
     awaitable<void> pump(std::shared_ptr<tcp::socket> from, std::shared_ptr<tcp::socket> to, bool from_client) {
         auto l = std::make_shared<line>(ioc_);
         boost::asio::co_spawn(ioc_, writer(l, to), boost::asio::detached);
         std::vector<char> buf(64 * 1024);
         std::uint64_t offset = 0;
+        record_framing framing;
         for (;;) {
             boost::system::error_code ec;
             const std::size_t n = co_await from->async_read_some(
@@ -122,8 +163,9 @@ private:
             if (from_client) {
                 ++client_reads_;
                 client_bytes_ += n;
-            } else if (const std::uint64_t at = damage_at_; at >= offset && at - offset < n) {
-                buf[static_cast<std::size_t>(at - offset)] ^= 0x40;
+            } else {
+                const std::uint64_t at = damage_at_;  // set after the part
+                framing.pass(buf.data(), n, offset, at, damage_part_);
             }
             offset += n;
             l->queue.push_back({std::vector<char>(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n)),
@@ -169,6 +211,7 @@ private:
     std::atomic<std::uint64_t> client_bytes_{0};
     std::atomic<std::uint64_t> connections_{0};
     std::atomic<std::uint64_t> damage_at_{~std::uint64_t{0}};
+    std::atomic<tls_part> damage_part_{tls_part::payload};
     std::thread thread_;
 };
 
