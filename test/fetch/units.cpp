@@ -372,6 +372,28 @@ TEST_CASE("Maildir: delivered into new/, LF line endings, unique names") {
           std::multiset<std::string>{"Subject: one\n\nbody\n", "Subject: two\n\nbody\n"});
 }
 
+TEST_CASE("Maildir: a name already taken in new/ is never replaced; the message gets another") {
+    temp_dir dir;
+    error_code ec;
+    auto d = make_maildir(dir / "Maildir", ec);
+    REQUIRE(!ec);
+    std::unique_ptr<incoming> in;
+    REQUIRE(!d->begin("acct", in));
+    REQUIRE(!in->write("Subject: new\r\n\r\nbody\r\n"));
+    const auto tmp_names = list_dir(dir / "Maildir/tmp");
+    REQUIRE(tmp_names.size() == 1);
+    const std::string taken = dir / "Maildir/new/" + tmp_names.front();
+    // Another writer took the name in new/ meanwhile.
+    write_file(taken, "Subject: theirs\n\nkept\n");
+    std::string detail;
+    CHECK(!d->deliver(*in, detail));
+    CHECK(list_dir(dir / "Maildir/tmp").empty());
+    CHECK(list_dir(dir / "Maildir/new").size() == 2);
+    CHECK(read_file(taken) == "Subject: theirs\n\nkept\n");
+    CHECK(maildir_messages(dir / "Maildir") ==
+          std::multiset<std::string>{"Subject: new\n\nbody\n", "Subject: theirs\n\nkept\n"});
+}
+
 TEST_CASE("Maildir: a failure at any step leaves nothing delivered and nothing behind") {
     for (step failing : {step::create, step::write, step::fsync, step::link, step::dir_fsync}) {
         for (int err : {ENOSPC, EIO}) {

@@ -186,9 +186,16 @@ class maildir final : public destination {
 public:
     explicit maildir(std::string dir) : dir_(std::move(dir)), host_(hostname_for_maildir()), pid_(::getpid()) {}
 
+    /// Creates the directories, and opens tmp/ and new/: every file is
+    /// then named relative to them (no path walked from / per message,
+    /// and the Maildir stays the one opened here).
     error_code prepare() {
         for (const std::string& d : {dir_, dir_ + "/tmp", dir_ + "/new", dir_ + "/cur"}) {
             if (auto ec = make_directory(d)) return ec;
+        }
+        for (auto [fd, sub] : {std::pair{&tmp_fd_, "/tmp"}, std::pair{&new_fd_, "/new"}}) {
+            fd->reset(::open((dir_ + sub).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+            if (fd->get() < 0) return last_error();
         }
         return {};
     }
@@ -197,8 +204,7 @@ public:
         if (int e = injected(step::create); e != 0) return sys(e);
         for (int attempt = 0; attempt < 100; ++attempt) {
             std::string name = unique_name();
-            std::string path = dir_ + "/tmp/" + name;
-            int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+            int fd = ::openat(tmp_fd_.get(), name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
             if (fd >= 0) {
                 out = std::make_unique<file_incoming>(fd, std::move(name), false);
                 return {};
@@ -234,7 +240,7 @@ public:
             if (ecs[i]) continue;
             // Not known to be durable: take it back, so the message stays
             // on the server and a later run fetches it once.
-            ::unlink(targets[i].c_str());
+            ::unlinkat(new_fd_.get(), targets[i].c_str(), 0);
             ecs[i] = ec;
             details[i] = "fsync of " + dir_ + "/new";
         }
@@ -243,58 +249,51 @@ public:
     void discard(incoming& m) noexcept override {
         auto& f = static_cast<file_incoming&>(m);
         f.close();
-        ::unlink((dir_ + "/tmp/" + f.path()).c_str());
+        ::unlinkat(tmp_fd_.get(), f.path().c_str(), 0);
     }
 
     std::string describe() const override { return "Maildir " + dir_; }
 
 private:
     /// Moves a received message from tmp/ into new/, durable but for the
-    /// directory's fsync; `target` is its name there.
+    /// directory's fsync; `target` is its name in new/.
     error_code into_new(file_incoming& f, std::string& target, std::string& detail) {
-        const std::string tmp = dir_ + "/tmp/" + f.path();
         if (auto ec = f.finish()) {
-            detail = "writing " + tmp;
+            detail = "writing " + dir_ + "/tmp/" + f.path();
             return ec;
         }
         if (auto ec = check(step::fsync, [&] { return ::fsync(f.fd()); })) {
-            detail = "fsync of " + tmp;
+            detail = "fsync of " + dir_ + "/tmp/" + f.path();
             return ec;
         }
         f.close();
         error_code ec;
         for (int attempt = 0; attempt < 100; ++attempt) {
-            target = dir_ + "/new/" + (attempt == 0 ? f.path() : unique_name());
-            ec = check(step::link, [&] { return move_noreplace(tmp, target); });
+            target = attempt == 0 ? f.path() : unique_name();
+            ec = check(step::link, [&] { return move_noreplace(f.path(), target); });
             if (ec != std::errc::file_exists) break;
         }
-        if (ec) detail = "moving " + tmp + " into new/";
+        if (ec) detail = "moving " + dir_ + "/tmp/" + f.path() + " into new/";
         return ec;
     }
 
-    /// rename() that never replaces an existing file: renameat2's
-    /// RENAME_NOREPLACE, or link() and unlink() where the file system
-    /// lacks it (both fail with EEXIST on a clash).
+    /// rename() from tmp/ to new/ that never replaces an existing file:
+    /// renameat2's RENAME_NOREPLACE, or link() and unlink() where the file
+    /// system lacks it (both fail with EEXIST on a clash).
     int move_noreplace(const std::string& from, const std::string& to) {
         if (!no_renameat2_.load(std::memory_order_relaxed)) {
-            if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0) return 0;
+            if (::renameat2(tmp_fd_.get(), from.c_str(), new_fd_.get(), to.c_str(), RENAME_NOREPLACE) == 0)
+                return 0;
             if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP) return -1;
             no_renameat2_.store(true, std::memory_order_relaxed);
         }
-        if (::link(from.c_str(), to.c_str()) != 0) return -1;
-        ::unlink(from.c_str());
+        if (::linkat(tmp_fd_.get(), from.c_str(), new_fd_.get(), to.c_str(), 0) != 0) return -1;
+        ::unlinkat(tmp_fd_.get(), from.c_str(), 0);
         return 0;
     }
 
-    /// fsync of new/, through a descriptor kept open for the purpose.
-    error_code sync_new() {
-        std::lock_guard lock(new_fd_mutex_);
-        if (new_fd_.get() < 0) {
-            new_fd_.reset(::open((dir_ + "/new").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-            if (new_fd_.get() < 0) return last_error();
-        }
-        return ::fsync(new_fd_.get()) == 0 ? error_code() : last_error();
-    }
+    /// fsync of new/, through the descriptor prepare() opened.
+    error_code sync_new() { return ::fsync(new_fd_.get()) == 0 ? error_code() : last_error(); }
 
     std::string unique_name() {
         using namespace std::chrono;
@@ -310,7 +309,7 @@ private:
     const ::pid_t pid_;
     std::atomic<std::uint64_t> seq_{0};
     std::atomic<bool> no_renameat2_{false};
-    std::mutex new_fd_mutex_;
+    fd_guard tmp_fd_;  // the Maildir's tmp/ and new/, opened by prepare()
     fd_guard new_fd_;
     group_sync new_sync_;
 };
