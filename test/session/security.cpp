@@ -533,6 +533,11 @@ TEST_CASE("TLS 1.3 and 1.2: a pipelined fetch arrives whole, records read severa
 
 namespace {
 
+// The maildrop the damaging-link tests fetch.
+std::vector<std::string> damaging_link_mail() {
+    return testing::generate_messages({.count = 20, .median_size = 2000, .size_sigma = 0.3, .seed = 5});
+}
+
 // A fetch over a link that damages one octet of what the server sends, in
 // the chosen part of a TLS record at or after `at`: the messages before the
 // damage arrive whole and in order, then the session ends with an error,
@@ -542,7 +547,7 @@ namespace {
 template <class CheckError>
 void fetch_over_damaging_link(bool tiny_records, std::uint64_t at, pop3::test::relay::tls_part part,
                               std::chrono::milliseconds reply_timeout, CheckError check_error) {
-    const auto mail = testing::generate_messages({.count = 20, .median_size = 2000, .size_sigma = 0.3, .seed = 5});
+    const auto mail = damaging_link_mail();
     asio::io_context ioc;
     testing::server server(ioc.get_executor(), implicit_server());
     testing::fault_plan faults;
@@ -576,7 +581,7 @@ void fetch_over_damaging_link(bool tiny_records, std::uint64_t at, pop3::test::r
 // The octets on the wire of the 20 messages above, with records of one
 // octet each (23 on the wire with TLS 1.3's AEAD) or large ones.
 std::uint64_t damaging_link_wire(bool tiny_records) {
-    const auto mail = testing::generate_messages({.count = 20, .median_size = 2000, .size_sigma = 0.3, .seed = 5});
+    const auto mail = damaging_link_mail();
     std::uint64_t octets = 0;
     for (const auto& m : mail) octets += m.size();
     return tiny_records ? octets * 23 : octets;

@@ -101,33 +101,33 @@ public:
             return 0;
     }
     bool set_read_low_water(std::size_t octets) noexcept override {
-        auto& lowest = boost::beast::get_lowest_layer(stream_);
-        using lowest_type = std::decay_t<decltype(lowest)>;
-        if constexpr (requires { typename lowest_type::protocol_type; lowest.native_handle(); }) {
-            if constexpr (std::is_same_v<typename lowest_type::protocol_type, boost::asio::ip::tcp>)
-                return tcp_low_water(static_cast<int>(lowest.native_handle()), octets);
-            else
-                return false;
-        } else if constexpr (requires { lowest.socket().native_handle(); }) {
-            return tcp_low_water(static_cast<int>(lowest.socket().native_handle()), octets);  // beast::tcp_stream
-        } else {
-            return false;
-        }
+        const int fd = tcp_native_handle();
+        return fd >= 0 && tcp_low_water(fd, octets);
     }
     void after_read() noexcept override {
-        auto& lowest = boost::beast::get_lowest_layer(stream_);
-        using lowest_type = std::decay_t<decltype(lowest)>;
-        if constexpr (requires { typename lowest_type::protocol_type; lowest.native_handle(); }) {
-            if constexpr (std::is_same_v<typename lowest_type::protocol_type, boost::asio::ip::tcp>)
-                tcp_quickack(static_cast<int>(lowest.native_handle()));
-        } else if constexpr (requires { lowest.socket().native_handle(); }) {
-            tcp_quickack(static_cast<int>(lowest.socket().native_handle()));  // beast::tcp_stream
-        }
+        if (const int fd = tcp_native_handle(); fd >= 0) tcp_quickack(fd);
     }
 
     Stream& stream() noexcept { return stream_; }
 
 private:
+    // The TCP socket the stream runs on, or -1 when its lowest layer is
+    // no TCP socket.
+    int tcp_native_handle() noexcept {
+        auto& lowest = boost::beast::get_lowest_layer(stream_);
+        using lowest_type = std::decay_t<decltype(lowest)>;
+        if constexpr (requires { typename lowest_type::protocol_type; lowest.native_handle(); }) {
+            if constexpr (std::is_same_v<typename lowest_type::protocol_type, boost::asio::ip::tcp>)
+                return static_cast<int>(lowest.native_handle());
+            else
+                return -1;
+        } else if constexpr (requires { lowest.socket().native_handle(); }) {
+            return static_cast<int>(lowest.socket().native_handle());  // beast::tcp_stream
+        } else {
+            return -1;
+        }
+    }
+
     Stream stream_;
 };
 
