@@ -258,12 +258,14 @@ private:
     /// Moves a received message from tmp/ into new/, durable but for the
     /// directory's fsync; `target` is its name in new/.
     error_code into_new(file_incoming& f, std::string& target, std::string& detail) {
+        // The file's full path, for the error's detail only (not built per message).
+        const auto tmp_path = [&] { return dir_ + "/tmp/" + f.path(); };
         if (auto ec = f.finish()) {
-            detail = "writing " + dir_ + "/tmp/" + f.path();
+            detail = "writing " + tmp_path();
             return ec;
         }
         if (auto ec = check(step::fsync, [&] { return ::fsync(f.fd()); })) {
-            detail = "fsync of " + dir_ + "/tmp/" + f.path();
+            detail = "fsync of " + tmp_path();
             return ec;
         }
         f.close();
@@ -273,7 +275,7 @@ private:
             ec = check(step::link, [&] { return move_noreplace(f.path(), target); });
             if (ec != std::errc::file_exists) break;
         }
-        if (ec) detail = "moving " + dir_ + "/tmp/" + f.path() + " into new/";
+        if (ec) detail = "moving " + tmp_path() + " into new/";
         return ec;
     }
 
